@@ -1,0 +1,3 @@
+"""seq2seq-nmt: attention-based sequence-to-sequence translation on Lightning and Hydra."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,25 @@
+"""Corpus BLEU and chrF with sacrebleu on detokenised sentence strings, gathered across ranks."""
+
+import torch.distributed as dist
+from sacrebleu.metrics import BLEU, CHRF
+
+
+def gather_strings(items: list) -> list:
+    """Every rank's list, concatenated in rank order (identity when not distributed)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return items
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, items)
+    return [x for part in parts for x in part]
+
+
+def corpus_bleu(hyps: list[str], refs: list[str]) -> tuple[float, str]:
+    """sacrebleu corpus BLEU (default 13a tokenisation, exp smoothing) and its signature."""
+    bleu = BLEU()
+    return bleu.corpus_score(hyps, [refs], force=True).score, str(bleu.get_signature())
+
+
+def corpus_chrf(hyps: list[str], refs: list[str]) -> tuple[float, str]:
+    """sacrebleu corpus chrF and its signature."""
+    chrf = CHRF()
+    return chrf.corpus_score(hyps, [refs]).score, str(chrf.get_signature())

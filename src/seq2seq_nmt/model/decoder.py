@@ -1,0 +1,87 @@
+"""Recurrent attention decoder, one step at a time or (Luong style, teacher forced) all at once."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..data.vocab import PAD
+from .attention import Attention
+from .encoder import RNNS, Hidden, map_hidden
+
+
+@dataclass
+class Memory:
+    """What the decoder attends to: encoder outputs, their projection, and the source mask."""
+
+    keys: torch.Tensor  # (B, S, H)
+    proj: torch.Tensor  # (B, S, A) precomputed key projection
+    mask: torch.Tensor  # (B, S) True at real tokens
+
+    def index_select(self, idx: torch.Tensor) -> "Memory":
+        return Memory(self.keys[idx], self.proj[idx], self.mask[idx])
+
+
+class Decoder(nn.Module):
+    """GRU/LSTM decoder with attention.
+
+    ``attend_first`` (Bahdanau, tutorial): the previous hidden state queries the attention and the
+    context is fed to the RNN with the embedding. Otherwise (Luong): the RNN runs first and its
+    output queries the attention, so teacher-forced decoding is one recurrent call.
+    Each step yields a feature ``tanh(W [rnn_out; context])`` that the generator maps to logits.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int,
+        hidden_size: int,
+        attention: Attention,
+        attend_first: bool,
+        query_emb: bool = False,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        cell: str = "gru",
+    ):
+        super().__init__()
+        self.attention, self.attend_first, self.query_emb = attention, attend_first, query_emb
+        self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = RNNS[cell](
+            emb_size + (hidden_size if attend_first else 0),
+            hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
+        self.combine = nn.Linear(2 * hidden_size, hidden_size)
+
+    def _query(self, emb: torch.Tensor, hidden: Hidden) -> torch.Tensor:
+        top = (hidden[0] if isinstance(hidden, tuple) else hidden)[-1][:, None, :]  # (B, 1, H)
+        return torch.cat([emb, top], dim=-1) if self.query_emb else top
+
+    def step(
+        self, y: torch.Tensor, hidden: Hidden, memory: Memory
+    ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+        """One step for previous tokens ``y`` (B,): feature (B, H), new hidden, weights (B, S)."""
+        emb = self.dropout(self.embedding(y[:, None]))  # (B, 1, E)
+        if self.attend_first:
+            ctx, w = self.attention(self._query(emb, hidden), memory.keys, memory.proj, memory.mask)
+            out, hidden = self.rnn(torch.cat([emb, ctx], dim=-1), hidden)
+        else:
+            out, hidden = self.rnn(emb, hidden)
+            ctx, w = self.attention(out, memory.keys, memory.proj, memory.mask)
+        feat = torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
+        return feat[:, 0], hidden, w[:, 0]
+
+    def forward_teacher(
+        self, tgt_in: torch.Tensor, hidden: Hidden, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Whole teacher-forced sequence in one RNN call (Luong only): features (B, T, H), weights."""
+        assert not self.attend_first, "only output-attention decoders decode a sequence at once"
+        out, _ = self.rnn(self.dropout(self.embedding(tgt_in)), hidden)
+        ctx, w = self.attention(out, memory.keys, memory.proj, memory.mask)
+        return torch.tanh(self.combine(torch.cat([out, ctx], dim=-1))), w
+
+
+__all__ = ["Decoder", "Memory", "map_hidden"]

@@ -1,0 +1,58 @@
+"""Recurrent encoder over packed, padded batch-first sources."""
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from ..data.vocab import PAD
+
+RNNS = {"gru": nn.GRU, "lstm": nn.LSTM}
+Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+def map_hidden(fn, hidden: Hidden) -> Hidden:
+    """Apply ``fn`` to a GRU hidden state or to both parts of an LSTM's (h, c)."""
+    return tuple(fn(h) for h in hidden) if isinstance(hidden, tuple) else fn(hidden)
+
+
+class Encoder(nn.Module):
+    """Embedding + (bi)GRU/LSTM; a bidirectional encoder gives each direction half the hidden size."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        emb_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        cell: str = "gru",
+        bidirectional: bool = False,
+    ):
+        super().__init__()
+        if bidirectional and hidden_size % 2:
+            raise ValueError(
+                f"a bidirectional encoder needs an even hidden_size, got {hidden_size}"
+            )
+        self.bidirectional = bidirectional
+        self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
+        self.dropout = nn.Dropout(dropout)
+        self.rnn = RNNS[cell](
+            emb_size,
+            hidden_size // 2 if bidirectional else hidden_size,
+            num_layers,
+            batch_first=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+            bidirectional=bidirectional,
+        )
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
+        """Encode ``src`` (B, S): outputs (B, S, H), zero at padding, and the final hidden state."""
+        emb = self.dropout(self.embedding(src))
+        packed = pack_padded_sequence(emb, src_len.cpu(), batch_first=True, enforce_sorted=False)
+        out, hidden = self.rnn(packed)
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        if self.bidirectional:  # (layers*2, B, H/2) -> (layers, B, H): concatenate directions
+            hidden = map_hidden(
+                lambda h: torch.cat([h[0::2], h[1::2]], dim=-1).contiguous(), hidden
+            )
+        return out, hidden

@@ -1,0 +1,104 @@
+"""Encoder-decoder model, built from plain settings so that a checkpoint can rebuild it alone."""
+
+import torch
+from torch import nn
+
+from ..data.vocab import PAD
+from .attention import BahdanauAttention, LuongAttention, TutorialAttention
+from .decoder import Decoder, Memory
+from .encoder import Encoder, Hidden
+
+ATTENTIONS = ("bahdanau", "luong_dot", "luong_general", "tutorial")
+
+
+class SourceTooLongError(ValueError):
+    """The tutorial attention has ``max_length`` slots and cannot see a longer source."""
+
+
+def _attention(kind: str, hidden: int, emb: int, max_length: int | None):
+    """Attention module and whether it is queried before the RNN step (``attend_first``)."""
+    if kind == "bahdanau":
+        return BahdanauAttention(hidden, hidden), True
+    if kind in ("luong_dot", "luong_general"):
+        return LuongAttention(hidden, hidden, general=kind == "luong_general"), False
+    if kind == "tutorial":
+        if not max_length:
+            raise ValueError("attention=tutorial needs max_length (its number of source slots)")
+        return TutorialAttention(emb + hidden, max_length), True
+    raise ValueError(f"unknown attention {kind!r}; choose from {ATTENTIONS}")
+
+
+class Seq2Seq(nn.Module):
+    """Recurrent encoder + attention decoder emitting logits (the loss owns the softmax)."""
+
+    def __init__(
+        self,
+        src_vocab_size: int,
+        tgt_vocab_size: int,
+        emb_size: int = 256,
+        hidden_size: int = 256,
+        num_layers: int = 1,
+        dropout: float = 0.1,
+        cell: str = "gru",
+        attention: str = "bahdanau",
+        bidirectional: bool = False,
+        max_length: int | None = None,
+    ):
+        super().__init__()
+        attn, attend_first = _attention(attention, hidden_size, emb_size, max_length)
+        self.max_length = max_length if attention == "tutorial" else None
+        self.encoder = Encoder(
+            src_vocab_size, emb_size, hidden_size, num_layers, dropout, cell, bidirectional
+        )
+        self.decoder = Decoder(
+            tgt_vocab_size, emb_size, hidden_size, attn, attend_first,
+            query_emb=attention == "tutorial", num_layers=num_layers, dropout=dropout, cell=cell,
+        )  # fmt: skip
+        self.dropout = nn.Dropout(dropout)
+        self.generator = nn.Linear(hidden_size, tgt_vocab_size)
+
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[Memory, Hidden]:
+        """Encode a padded batch; the memory masks padding, the hidden state starts the decoder."""
+        if self.max_length is not None and src.size(1) > self.max_length:
+            raise SourceTooLongError(
+                f"source of {src.size(1)} tokens (with EOS) exceeds the {self.max_length} positions "
+                "the tutorial attention can see"
+            )
+        keys, hidden = self.encoder(src, src_len)
+        return Memory(keys, self.decoder.attention.precompute(keys), src != PAD), hidden
+
+    def step(
+        self, y: torch.Tensor, hidden: Hidden, memory: Memory
+    ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+        """Logits (B, V) for the next token after ``y`` (B,), new hidden, attention (B, S)."""
+        feat, hidden, w = self.decoder.step(y, hidden, memory)
+        return self.generator(feat), hidden, w
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        src_len: torch.Tensor,
+        tgt_in: torch.Tensor,
+        teacher_forcing_ratio: float = 1.0,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, T, V) and attention (B, T, S) for decoder inputs ``tgt_in`` (B, T).
+
+        Teacher forcing is drawn once per step for the whole batch: a forced step reads the
+        reference token, a free step reads the previous step's argmax.
+        """
+        memory, hidden = self.encode(src, src_len)
+        steps = tgt_in.size(1)
+        forced = torch.rand(steps) < teacher_forcing_ratio
+        forced[0] = True  # the first input is always <sos>
+        if bool(forced.all()) and not self.decoder.attend_first:
+            feats, attn = self.decoder.forward_teacher(tgt_in, hidden, memory)
+            return self.generator(self.dropout(feats)), attn
+        feats, attns, y = [], [], tgt_in[:, 0]
+        for t in range(steps):
+            feat, hidden, w = self.decoder.step(y, hidden, memory)
+            feats.append(feat)
+            attns.append(w)
+            if t + 1 < steps:
+                y = tgt_in[:, t + 1] if forced[t + 1] else self.generator(feat).argmax(-1)
+        feats = torch.stack(feats, dim=1)
+        return self.generator(self.dropout(feats)), torch.stack(attns, dim=1)

@@ -1,0 +1,122 @@
+"""LightningModule: trains a Seq2Seq with teacher forcing, validates with loss, perplexity and BLEU."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torchmetrics import MeanMetric
+
+from . import __version__
+from .data.vocab import PAD, Vocab
+from .metrics import corpus_bleu, gather_strings
+from .model import Seq2Seq
+from .search import greedy, output_limits
+
+log = logging.getLogger(__name__)
+CHECKPOINT_KEY = "nmt"
+
+
+class TranslationModule(pl.LightningModule):
+    """Wraps the network, its vocabularies and the settings translation needs.
+
+    ``on_save_checkpoint`` stores all of it as plain Python types under ``checkpoint["nmt"]``,
+    so a checkpoint rebuilds its model alone and loads with ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(
+        self,
+        net: Seq2Seq,
+        net_config: dict,
+        src_vocab: Vocab,
+        tgt_vocab: Vocab,
+        data_config: dict,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        loss: Callable[..., torch.nn.Module],
+        teacher_forcing_ratio: float = 0.5,
+        scheduler: Callable[..., Any] | None = None,
+        num_samples: int = 5,
+    ):
+        super().__init__()
+        if not 0.0 <= teacher_forcing_ratio <= 1.0:
+            raise ValueError(
+                f"teacher_forcing_ratio must be in [0, 1], got {teacher_forcing_ratio}"
+            )
+        self.net, self.net_config = net, net_config
+        self.src_vocab, self.tgt_vocab, self.data_config = src_vocab, tgt_vocab, data_config
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.criterion = loss(ignore_index=PAD)
+        self.teacher_forcing_ratio, self.num_samples = teacher_forcing_ratio, num_samples
+        self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
+        self._outputs: list[tuple[str, str, str]] = []
+
+    def forward(self, batch: dict, teacher_forcing_ratio: float = 1.0):
+        return self.net(batch["src"], batch["src_len"], batch["tgt_in"], teacher_forcing_ratio)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        logits, _ = self(batch, self.teacher_forcing_ratio)
+        loss = self.criterion(logits.flatten(0, 1), batch["tgt_out"].flatten())
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
+        return loss
+
+    def _eval_step(self, batch: dict, nll: MeanMetric) -> None:
+        logits, _ = self(batch)
+        tokens = batch["tgt_out"] != PAD
+        loss = F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=PAD)
+        nll.update(loss, weight=tokens.sum())
+        hyps, _ = greedy(self.net, batch["src"], batch["src_len"], output_limits(batch["src_len"]))
+        for src, hyp, ref in zip(batch["src"].tolist(), hyps.tolist(), batch["refs"], strict=True):
+            out = " ".join(self.tgt_vocab.decode(hyp))
+            self._outputs.append((" ".join(self.src_vocab.decode(src)), out, ref))
+
+    def _eval_epoch_end(self, stage: str, nll: MeanMetric) -> None:
+        mean_nll = nll.compute()
+        nll.reset()
+        outputs, self._outputs = gather_strings(self._outputs), []
+        if not outputs:
+            return
+        bleu, sig = corpus_bleu([h for _, h, _ in outputs], [r for _, _, r in outputs])
+        self.log_dict(
+            {f"{stage}/loss": mean_nll, f"{stage}/ppl": torch.exp(mean_nll), f"{stage}/bleu": bleu},
+            prog_bar=True,
+        )
+        if not self.trainer.sanity_checking:
+            log.info("%s BLEU %.2f (%s) over %d sentences", stage, bleu, sig, len(outputs))
+            self._log_samples(stage, outputs[: self.num_samples])
+
+    def _log_samples(self, stage: str, samples: list[tuple[str, str, str]]) -> None:
+        experiment = getattr(self.logger, "experiment", None)
+        if hasattr(experiment, "add_text"):
+            rows = "\n".join(f"| {s} | {h} | {r} |" for s, h, r in samples)
+            table = "| source | output | reference |\n|---|---|---|\n" + rows
+            experiment.add_text(f"{stage}/samples", table, self.global_step)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_nll)
+
+    def on_validation_epoch_end(self) -> None:
+        self._eval_epoch_end("val", self.val_nll)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_nll)
+
+    def on_test_epoch_end(self) -> None:
+        self._eval_epoch_end("test", self.test_nll)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = {"scheduler": self.scheduler_factory(optimizer), "monitor": "val/bleu"}
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[CHECKPOINT_KEY] = {
+            "version": __version__,
+            "model": dict(self.net_config),
+            "src_vocab": self.src_vocab.to_dict(),
+            "tgt_vocab": self.tgt_vocab.to_dict(),
+            "data": dict(self.data_config),
+        }

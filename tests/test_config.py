@@ -1,0 +1,58 @@
+"""Every option of every config group composes, and the light ones instantiate."""
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from conftest import CONF, make_cfg
+
+GROUPS = ["dataset", "model", "optimizer", "loss", "scheduler", "trainer", "logger", "callbacks"]
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g in GROUPS for o in options(g)], ids=lambda x: str(x)
+)
+def test_every_option_composes(tmp_path, group, option):
+    cfg = OmegaConf.to_container(make_cfg(tmp_path, f"{group}={option}"), resolve=True)
+    node = cfg[group]
+    if node:  # a `_target_` config, or a dict of them (callbacks, logger)
+        targets = [node] if "_target_" in node else list(node.values())
+        assert all("_target_" in t for t in targets), targets
+
+
+def test_groups_have_the_options_the_issue_names():
+    assert {"sample", "tutorial", "europarl", "both"} <= set(options("dataset"))
+    assert {"sgd", "adagrad", "adam"} <= set(options("optimizer"))
+    assert {"nll", "cross_entropy"} <= set(options("loss"))
+    assert {"default", "cpu", "gpu"} <= set(options("trainer"))
+    assert {"tensorboard", "csv"} <= set(options("logger"))
+
+
+@pytest.mark.parametrize("optimizer", options("optimizer"))
+def test_optimizers_instantiate_with_their_settings(tmp_path, optimizer):
+    cfg = make_cfg(tmp_path, f"optimizer={optimizer}", "optimizer.lr=0.123")
+    opt = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    assert opt.param_groups[0]["lr"] == 0.123
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general", "luong_dot", "tutorial"])
+def test_model_attention_option(tmp_path, attention):
+    cfg = make_cfg(tmp_path, f"model.attention={attention}", "model.hidden_size=32")
+    net = instantiate(cfg.model, src_vocab_size=10, tgt_vocab_size=12)
+    assert net.generator.out_features == 12
+    assert (net.max_length is not None) == (attention == "tutorial")
+
+
+def test_command_line_overrides_reach_the_config(tmp_path):
+    cfg = make_cfg(
+        tmp_path, "dataset.max_length=12", "teacher_forcing_ratio=0.25", "batch_size=7",
+        "dataset.direction=en-fr", "loss=cross_entropy", "loss.label_smoothing=0.1",
+    )  # fmt: skip
+    assert cfg.dataset.max_length == cfg.model.max_length == 12
+    assert cfg.dataset.batch_size == 7 and cfg.teacher_forcing_ratio == 0.25
+    assert instantiate(cfg.loss)(ignore_index=0).label_smoothing == 0.1

@@ -1,0 +1,157 @@
+"""Normalisation, vocabularies, filtering, splits, padding and the bucketed batch sampler."""
+
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+
+from seq2seq_nmt.data import sampler as sampler_mod
+from seq2seq_nmt.data.corpus import SAMPLE_PATH, SampleCorpus, TabCorpus
+from seq2seq_nmt.data.datamodule import collate
+from seq2seq_nmt.data.normalize import get_normalizer, normalize_tutorial
+from seq2seq_nmt.data.preprocess import filter_pairs, split_by_source
+from seq2seq_nmt.data.sampler import BucketBatchSampler
+from seq2seq_nmt.data.vocab import EOS, PAD, SOS, UNK, Vocab
+
+
+def test_tutorial_normalisation():
+    assert normalize_tutorial("Je suis très fatigué !") == "je suis tres fatigue !"
+    assert normalize_tutorial("  I'm 25, OK?") == "i m ok ?"
+    assert normalize_tutorial("Ça va...") == "ca va . . ."
+    with pytest.raises(ValueError, match="unknown normalization"):
+        get_normalizer("nope")
+
+
+def test_specials_are_distinct_and_pad_is_not_sos():
+    assert len({PAD, SOS, EOS, UNK}) == 4 and PAD == 0 and SOS != PAD
+
+
+def test_vocab_counts_min_freq_and_unknown_words():
+    v = Vocab.build(["a b a", "a c"], min_freq=2)
+    assert v.word2count == {"a": 3, "b": 1, "c": 1}
+    assert v.encode("a b zzz") == [v.word2index["a"], UNK, UNK, EOS]
+    assert v.decode(v.encode("a a")) == ["a", "a"]
+    assert Vocab.from_dict(v.to_dict()).index2word == v.index2word
+    assert len(Vocab.build(["x y z x y x"], max_size=2)) == 4 + 2
+
+
+def test_vocab_from_dict_rejects_missing_specials():
+    with pytest.raises(ValueError, match="reserved"):
+        Vocab.from_dict({"index2word": ["a", "b"]})
+
+
+def test_tab_corpus_counts_malformed_lines(tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_bytes(b"Hi.\tSalut.\n\nno tab here\nGo.\tVa !\tCC-BY attribution\nBad \xff.\tMal.\n")
+    stats: Counter = Counter()
+    pairs = list(TabCorpus(path).pairs(stats))
+    assert pairs[:2] == [("Hi.", "Salut."), ("Go.", "Va !")]
+    assert len(pairs) == 3
+    assert stats["lines_without_tab"] == 1 and stats["blank_lines"] == 1
+    assert stats["invalid_utf8_repaired"] == 1
+
+
+def test_filters_and_direction():
+    stats: Counter = Counter()
+    raw = [("I am cold.", "J'ai froid."), ("He runs.", "Il court."), ("", "Vide."),
+           ("I am a very very very long sentence.", "Je suis longue.")]  # fmt: skip
+    kept = filter_pairs(raw, "tutorial", "fr-en", 8, "tutorial", stats)
+    assert kept == [("j ai froid .", "i am cold .")]
+    assert (stats["dropped_by_prefix"], stats["dropped_empty_side"], stats["dropped_too_long"]) == (
+        1,
+        1,
+        1,
+    )
+    assert filter_pairs(raw[:1], "tutorial", "en-fr", None, None, Counter()) == [
+        ("i am cold .", "j ai froid .")
+    ]
+
+
+def test_split_is_deterministic_and_by_source():
+    pairs = [(f"s{i % 40}", f"t{i}") for i in range(200)]  # each source has 5 translations
+    a = split_by_source(pairs, 0.1, 5, seed=3)
+    assert a == split_by_source(pairs, 0.1, 5, seed=3)
+    assert a != split_by_source(pairs, 0.1, 5, seed=4)
+    sources = [{s for s, _ in split} for split in a]
+    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
+    assert (len(sources[1]), len(sources[2])) == (4, 5) and sum(map(len, a)) == 200
+
+
+def test_collate_pads_with_pad_and_shifts_target():
+    items = [
+        (np.array([5, 6, EOS]), np.array([7, EOS]), "r1"),
+        (np.array([5, EOS]), np.array([8, 9, EOS]), "r2"),
+    ]
+    b = collate(items)
+    assert b["src"].tolist() == [[5, 6, EOS], [5, EOS, PAD]]
+    assert b["src_len"].tolist() == [3, 2]
+    assert b["tgt_out"].tolist() == [[7, EOS, PAD], [8, 9, EOS]]
+    assert b["tgt_in"].tolist() == [[SOS, 7, PAD], [SOS, 8, 9]]
+    assert b["refs"] == ["r1", "r2"]
+
+
+def test_sampler_covers_each_index_once_and_buckets_by_length():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 30, size=1000)
+    s = BucketBatchSampler(lengths, batch_size=32, seed=1)
+    batches = list(s)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    random_spread = np.mean([np.ptp(lengths[rng.permutation(1000)[:32]]) for _ in range(20)])
+    assert spread < random_spread / 3
+    s.set_epoch(1)
+    assert list(s) != batches  # a new order every epoch
+    assert list(BucketBatchSampler(lengths, 32, seed=1)) == batches  # same seed, same order
+
+
+def test_sampler_max_tokens_bounds_padded_size():
+    lengths = np.random.default_rng(0).integers(1, 50, size=500)
+    for b in BucketBatchSampler(lengths, batch_size=1000, max_tokens=200, seed=0):
+        assert len(b) == 1 or len(b) * lengths[b].max() <= 200
+
+
+def test_sampler_resumes_mid_epoch():
+    lengths = np.arange(100) % 17 + 1
+    s = BucketBatchSampler(lengths, batch_size=8, seed=5)
+    full = list(s)
+    s2 = BucketBatchSampler(lengths, batch_size=8, seed=5)
+    it = iter(s2)
+    for _ in range(4):
+        next(it)
+    state = s2.state_dict()
+    s3 = BucketBatchSampler(lengths, batch_size=8, seed=5)
+    s3.load_state_dict(state)
+    assert list(s3) == full[4:]
+
+
+def test_sampler_shards_batches_across_ranks(monkeypatch):
+    lengths = np.arange(203) % 13 + 1
+    seen = []
+    for rank in range(2):
+        monkeypatch.setattr(sampler_mod, "_world", lambda r=rank: (2, r))
+        seen.append(list(BucketBatchSampler(lengths, batch_size=10, seed=0)))
+    assert len(seen[0]) == len(seen[1]) > 0
+    flat = [{i for b in batches for i in b} for batches in seen]
+    assert not flat[0] & flat[1]
+
+
+def test_sample_corpus_is_bundled_and_clean():
+    stats: Counter = Counter()
+    pairs = list(SampleCorpus().pairs(stats))
+    assert SAMPLE_PATH.is_file() and len(pairs) >= 2000
+    assert set(stats) == {"lines_read"}
+    kept = filter_pairs(pairs, "tutorial", "fr-en", 10, None, Counter())
+    assert len(kept) == len(pairs)
+
+
+def test_sample_corpus_matches_its_generator():
+    from seq2seq_nmt.data.sample_grammar import generate
+
+    lines = SAMPLE_PATH.read_text(encoding="utf-8").splitlines()
+    assert lines == [f"{en}\t{fr}" for en, fr in generate()]
+
+
+def test_collate_tensors_are_long():
+    b = collate([(np.array([4, EOS]), np.array([4, EOS]), None)])
+    assert b["src"].dtype == torch.long and b["refs"] is None

@@ -1,0 +1,124 @@
+"""Masks, padding invariance, teacher forcing paths and the two losses."""
+
+import pytest
+import torch
+
+from seq2seq_nmt.data.vocab import EOS, PAD, SOS
+from seq2seq_nmt.losses import NLLLoss
+from seq2seq_nmt.model import Seq2Seq, SourceTooLongError
+from seq2seq_nmt.search import greedy, output_limits
+
+ATTENTIONS = ["bahdanau", "luong_general", "luong_dot", "tutorial"]
+
+
+def make(attention="bahdanau", **kw) -> Seq2Seq:
+    torch.manual_seed(0)
+    kw = {"emb_size": 16, "hidden_size": 16, "dropout": 0.0, "max_length": 8} | kw
+    return Seq2Seq(20, 22, attention=attention, **kw).eval()
+
+
+def padded_batch():
+    """Sentence 0 is short and padded; sentence 1 fills the batch."""
+    src = torch.tensor([[5, 6, EOS, PAD, PAD], [7, 8, 9, 10, EOS]])
+    tgt_in = torch.tensor([[SOS, 4, 5, PAD], [SOS, 6, 7, 8]])
+    return src, torch.tensor([3, 5]), tgt_in
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_gets_no_attention_and_does_not_change_outputs(attention, bidirectional):
+    model = make(attention, bidirectional=bidirectional)
+    src, src_len, tgt_in = padded_batch()
+    logits, attn = model(src, src_len, tgt_in)
+    assert attn[0, :, 3:].abs().max() == 0  # padded source positions
+    assert torch.allclose(attn.sum(-1), torch.ones(2, 4))
+    alone, _ = model(src[:1, :3], src_len[:1], tgt_in[:1])
+    assert torch.allclose(alone, logits[:1], atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_multilayer_cells_run(cell):
+    model = make(cell=cell, num_layers=2, bidirectional=True)
+    src, src_len, tgt_in = padded_batch()
+    logits, _ = model(src, src_len, tgt_in, teacher_forcing_ratio=0.5)
+    assert logits.shape == (2, 4, 22)
+
+
+def test_loss_ignores_padding():
+    logits = torch.randn(2, 4, 22, requires_grad=True)
+    target = torch.tensor([[4, 5, EOS, PAD], [6, 7, 8, EOS]])
+    for loss_fn in (NLLLoss(ignore_index=PAD), torch.nn.CrossEntropyLoss(ignore_index=PAD)):
+        loss = loss_fn(logits.flatten(0, 1), target.flatten())
+        (grad,) = torch.autograd.grad(loss, logits)
+        assert grad[0, 3].abs().max() == 0 and grad[0, 2].abs().max() > 0
+
+
+def test_nll_equals_cross_entropy_without_smoothing():
+    logits, target = torch.randn(30, 22), torch.randint(0, 22, (30,))
+    nll = NLLLoss(ignore_index=PAD)(logits, target)
+    ce = torch.nn.CrossEntropyLoss(ignore_index=PAD)(logits, target)
+    assert torch.allclose(nll, ce)
+    smoothed = torch.nn.CrossEntropyLoss(ignore_index=PAD, label_smoothing=0.1)(logits, target)
+    assert not torch.allclose(nll, smoothed)
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+def test_teacher_forcing_one_reads_the_reference_and_zero_ignores_it(attention):
+    model = make(attention)
+    src, src_len, tgt_in = padded_batch()
+    other = tgt_in.clone()
+    other[:, 2] = 11  # change the reference token fed at step 2
+    forced, _ = model(src, src_len, tgt_in, 1.0)
+    forced_other, _ = model(src, src_len, other, 1.0)
+    assert torch.allclose(forced[:, :2], forced_other[:, :2])
+    assert not torch.allclose(forced[:, 2], forced_other[:, 2])
+    free, _ = model(src, src_len, tgt_in, 0.0)
+    free_other, _ = model(src, src_len, other, 0.0)
+    assert torch.allclose(free, free_other)
+    assert not torch.allclose(free[:, 2:], forced[:, 2:])
+
+
+def test_free_running_feeds_back_the_argmax():
+    model = make()
+    src, src_len, tgt_in = padded_batch()
+    free, _ = model(src, src_len, tgt_in, 0.0)
+    fed = torch.cat([tgt_in[:, :1], free[:, :-1].argmax(-1)], dim=1)
+    forced_on_own, _ = model(src, src_len, fed, 1.0)
+    assert torch.allclose(free, forced_on_own, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["luong_general", "luong_dot"])
+def test_luong_one_call_path_equals_step_loop(attention):
+    model = make(attention)
+    src, src_len, tgt_in = padded_batch()
+    fast, _ = model(src, src_len, tgt_in, 1.0)
+    memory, hidden = model.encode(src, src_len)
+    logits = []
+    for t in range(tgt_in.size(1)):
+        out, hidden, _ = model.step(tgt_in[:, t], hidden, memory)
+        logits.append(out)
+    assert torch.allclose(fast, torch.stack(logits, 1), atol=1e-5)
+
+
+def test_tutorial_attention_refuses_sources_past_max_length():
+    model = make("tutorial", max_length=4)
+    src = torch.tensor([[5, 6, 7, 8, EOS]])
+    with pytest.raises(SourceTooLongError, match="exceeds the 4 positions"):
+        model(src, torch.tensor([5]), torch.tensor([[SOS]]))
+
+
+def test_greedy_batched_equals_one_at_a_time_and_stops_at_eos():
+    model = make()
+    src, src_len, _ = padded_batch()
+    tokens, attn = greedy(model, src, src_len, output_limits(src_len))
+    assert tokens.size(1) <= int(output_limits(src_len).max())
+    for i in range(2):
+        one, _ = greedy(
+            model,
+            src[i : i + 1, : src_len[i]],
+            src_len[i : i + 1],
+            output_limits(src_len[i : i + 1]),
+        )
+        n = one.size(1)
+        assert tokens[i, :n].tolist() == one[0].tolist()
+        assert (tokens[i, n:] == PAD).all()
