@@ -1,14 +1,21 @@
 """Shared fixtures: Hydra composition outside an app, the real corpora, a trained checkpoint."""
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# One intra-op thread per process: the models under test are tiny, and two spinning OpenMP
+# threads per process slow everything down by an order of magnitude when processes share cores.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 # Fast settings for the bundled sample corpus: small model, CPU, no progress bar.
 FAST = [
