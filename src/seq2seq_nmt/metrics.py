@@ -15,8 +15,8 @@ def gather_strings(items: list) -> list:
 
 def corpus_bleu(hyps: list[str], refs: list[str]) -> tuple[float, str]:
     """sacrebleu corpus BLEU (default 13a tokenisation, exp smoothing) and its signature."""
-    bleu = BLEU()
-    return bleu.corpus_score(hyps, [refs], force=True).score, str(bleu.get_signature())
+    bleu = BLEU(force=True)
+    return bleu.corpus_score(hyps, [refs]).score, str(bleu.get_signature())
 
 
 def corpus_chrf(hyps: list[str], refs: list[str]) -> tuple[float, str]:

@@ -13,6 +13,7 @@ from . import __version__
 from .data.vocab import PAD, Vocab
 from .metrics import corpus_bleu, gather_strings
 from .model import Seq2Seq
+from .plot import attention_figure
 from .search import greedy, output_limits
 
 log = logging.getLogger(__name__)
@@ -55,21 +56,30 @@ class TranslationModule(pl.LightningModule):
     def forward(self, batch: dict, teacher_forcing_ratio: float = 1.0):
         return self.net(batch["src"], batch["src_len"], batch["tgt_in"], teacher_forcing_ratio)
 
+    def on_train_epoch_start(self) -> None:
+        """A new order for each epoch: Lightning's own ``set_epoch`` reaches only a batch
+        sampler's ``.sampler``. Skipped on a mid-epoch resume, which keeps the loaded position."""
+        sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.current_epoch)
+
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         logits, _ = self(batch, self.teacher_forcing_ratio)
         loss = self.criterion(logits.flatten(0, 1), batch["tgt_out"].flatten())
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
         return loss
 
-    def _eval_step(self, batch: dict, nll: MeanMetric) -> None:
+    def _eval_step(self, batch: dict, nll: MeanMetric) -> tuple[torch.Tensor, torch.Tensor]:
         logits, _ = self(batch)
         tokens = batch["tgt_out"] != PAD
         loss = F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=PAD)
         nll.update(loss, weight=tokens.sum())
-        hyps, _ = greedy(self.net, batch["src"], batch["src_len"], output_limits(batch["src_len"]))
+        limits = output_limits(batch["src_len"])
+        hyps, attn = greedy(self.net, batch["src"], batch["src_len"], limits)
         for src, hyp, ref in zip(batch["src"].tolist(), hyps.tolist(), batch["refs"], strict=True):
             out = " ".join(self.tgt_vocab.decode(hyp))
             self._outputs.append((" ".join(self.src_vocab.decode(src)), out, ref))
+        return hyps, attn
 
     def _eval_epoch_end(self, stage: str, nll: MeanMetric) -> None:
         mean_nll = nll.compute()
@@ -93,8 +103,23 @@ class TranslationModule(pl.LightningModule):
             table = "| source | output | reference |\n|---|---|---|\n" + rows
             experiment.add_text(f"{stage}/samples", table, self.global_step)
 
+    def _log_attention(self, batch: dict, hyps: torch.Tensor, attn: torch.Tensor) -> None:
+        """Heatmaps of the first ``num_samples`` sentences of ``batch`` (words + ``<eos>``)."""
+        experiment = getattr(self.logger, "experiment", None)
+        if not hasattr(experiment, "add_figure"):
+            return
+        for i in range(min(self.num_samples, hyps.size(0))):
+            src = self.src_vocab.decode(batch["src"][i].tolist()) + ["<eos>"]
+            out = (self.tgt_vocab.decode(hyps[i].tolist()) + ["<eos>"])[: attn.size(1)]
+            weights = attn[i, : len(out), : len(src)].float().cpu().numpy()
+            fig = attention_figure(src, out, weights)
+            experiment.add_figure(f"val/attention/{i}", fig, self.global_step)
+
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        self._eval_step(batch, self.val_nll)
+        hyps, attn = self._eval_step(batch, self.val_nll)
+        # the same sentences every time: the last (longest) batch of the unshuffled val split
+        if batch_idx == self.trainer.num_val_batches[0] - 1 and not self.trainer.sanity_checking:
+            self._log_attention(batch, hyps, attn)
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val", self.val_nll)

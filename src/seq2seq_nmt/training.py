@@ -1,12 +1,16 @@
 """Compose data, model, module, callbacks, loggers and trainer from a Hydra config, then fit/test."""
 
 import logging
+import time
+from pathlib import Path
 
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import TensorBoardLogger
 
 from .module import TranslationModule
+from .runs import COMPLETED, FAILED, INTERRUPTED, RUNNING, record_outcome, record_provenance
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +44,82 @@ def instantiate_all(group: DictConfig | None) -> list:
     return [instantiate(c) for c in (group or {}).values() if c and "_target_" in c]
 
 
-def train(cfg: DictConfig) -> dict[str, float]:
-    """Train (or resume) and test; return the final metrics, ``val/bleu`` being the best one."""
-    pl.seed_everything(cfg.seed, workers=True)
+def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
+    """``ckpt_path`` checked: ``last`` is this run's ``checkpoints/last.ckpt`` (none yet: start
+    afresh, so ``ckpt_path=last`` can be set before the first attempt); a path must exist."""
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        ckpt = trainer.checkpoint_callback
+        where = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else None
+        if where is not None and (where / "last.ckpt").is_file():
+            return str(where / "last.ckpt")
+        hint = "to resume a run, pass hydra.run.dir=<its directory> ckpt_path=last"
+        log.warning("ckpt_path=last: no last.ckpt in %s, training from scratch (%s)", where, hint)
+        return None
+    if not Path(ckpt_path).is_file():
+        raise FileNotFoundError(f"ckpt_path: checkpoint not found: {ckpt_path}")
+    return str(ckpt_path)
+
+
+def hyperparameters(cfg: DictConfig) -> dict:
+    """The settings that make a run (no paths, loggers or callbacks), for TensorBoard's HPARAMS."""
+    params = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in params.items() if k not in ("paths", "logger", "callbacks")}
+
+
+def log_hyperparameters(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Hyperparameters with the final metrics (``hp/*``), so runs compare side by side."""
+    final = {f"hp/{k.replace('/', '_')}": v for k, v in metrics.items() if k.endswith("bleu")}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hyperparameters(cfg), final)
+            logger.save()
+
+
+def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, float]]:
+    """Build, fit (or resume), test the best checkpoint; the trainer and final metrics."""
     datamodule, module = build(cfg)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
         callbacks=instantiate_all(cfg.get("callbacks")),
         logger=instantiate_all(cfg.get("logger")),
     )
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    ckpt_path = resume_path(cfg.get("ckpt_path"), trainer)
+    record_provenance(run_dir, datamodule, Path(cfg.paths.root_dir), ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics["val/bleu"] = float(ckpt.best_model_score)
         log.info("best checkpoint: %s (val/bleu %.2f)", ckpt.best_model_path, metrics["val/bleu"])
-    if cfg.get("test"):
+    if cfg.get("test") and not trainer.interrupted:
         best = "best" if ckpt is not None and ckpt.best_model_path else None
         metrics |= {
             k: float(v) for k, v in trainer.test(module, datamodule, ckpt_path=best)[0].items()
         }
+    log_hyperparameters(trainer, cfg, metrics)
+    return trainer, metrics
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train (or resume) and test; return the final metrics, ``val/bleu`` being the best one.
+
+    The run directory gets ``run.json`` (provenance) and ``metrics.json`` (outcome and status).
+    """
+    started, run_dir = time.monotonic(), Path(cfg.paths.output_dir)
+    record_outcome(run_dir, RUNNING, started)
+    pl.seed_everything(cfg.seed, workers=True)
+    try:
+        trainer, metrics = fit_and_test(cfg, run_dir)
+    except BaseException as e:  # Lightning turns Ctrl-C into SystemExit after its shutdown
+        status = INTERRUPTED if isinstance(e, KeyboardInterrupt | SystemExit) else FAILED
+        record_outcome(run_dir, status, started, error=f"{type(e).__name__}: {e}")
+        raise
+    ckpt = trainer.checkpoint_callback
+    record_outcome(
+        run_dir, INTERRUPTED if trainer.interrupted else COMPLETED, started,
+        steps=trainer.global_step, epochs=trainer.current_epoch,
+        best_checkpoint=ckpt.best_model_path if ckpt is not None else None, metrics=metrics,
+    )  # fmt: skip
     return metrics

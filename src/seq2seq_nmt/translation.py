@@ -1,22 +1,31 @@
-"""Load a checkpoint safely and translate raw sentences with it."""
+"""Load a checkpoint safely; translate raw sentences from text, files or standard input; score them."""
 
 import logging
+import math
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import torch
 
 from .data.datamodule import collate
 from .data.normalize import get_normalizer
-from .data.vocab import Vocab
+from .data.vocab import EOS, PAD, SOS, UNK, Vocab
+from .metrics import corpus_bleu, corpus_chrf
 from .model import Seq2Seq
 from .module import CHECKPOINT_KEY
-from .search import greedy, output_limits
+from .search import Hypothesis, beam_search, greedy, output_limits
 
 log = logging.getLogger(__name__)
+# translate.yaml keys passed on to Translator.search
+SEARCH_KEYS = (
+    "beam_size", "nbest", "length_penalty", "batch_size", "max_output_ratio", "max_output_offset",
+)  # fmt: skip
 
 
 class CheckpointError(Exception):
@@ -48,12 +57,21 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+@dataclass
+class Translation:
+    """One input line: its normalised source words as the model saw them, its outputs best first."""
+
+    source: list[str]
+    hypotheses: list[Hypothesis]  # empty for an empty line
+
+
 class Translator:
     """A trained model with its vocabularies and preprocessing: raw sentences in, translations out."""
 
     def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, data_config: dict):
         self.model = model.eval()
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+        self.data_config = dict(data_config)
         self.normalize = get_normalizer(data_config["normalization"])
         self.max_length = model.max_length
 
@@ -68,43 +86,101 @@ class Translator:
                 k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
             }
             model.load_state_dict(state)
-            vocabs = Vocab.from_dict(meta["src_vocab"]), Vocab.from_dict(meta["tgt_vocab"])
-            return cls(model.to(device), *vocabs, meta["data"])
+            translator = cls(
+                model,
+                Vocab.from_dict(meta["src_vocab"]),
+                Vocab.from_dict(meta["tgt_vocab"]),
+                meta["data"],
+            )
         except (TypeError, KeyError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{path}: inconsistent checkpoint ({_first_line(e)})") from e
+        translator.model.to(device)
+        return translator
 
-    def encode(self, line: str, lineno: int = 0) -> list[int]:
-        """Normalised ids with EOS; for the tutorial attention, cut to its ``max_length`` slots."""
-        ids = self.src_vocab.encode(self.normalize(line))
-        if self.max_length is not None and len(ids) > self.max_length:
+    def encode(self, line: str, lineno: int = 0) -> list[str]:
+        """Normalised source words; for the tutorial attention, cut to its ``max_length`` slots."""
+        words = self.normalize(line).split()
+        if self.max_length is not None and len(words) >= self.max_length:
             log.warning(
-                "line %d: %d words, but the tutorial attention sees only %d; the rest is dropped",
-                lineno, len(ids) - 1, self.max_length - 1,
+                "line %d: %d words, but the tutorial attention sees only the first %d; "
+                "the rest is not translated",
+                lineno, len(words), self.max_length - 1,
             )  # fmt: skip
-            ids = ids[: self.max_length - 1] + ids[-1:]
-        return ids
+            words = words[: self.max_length - 1]
+        return words
 
     @torch.no_grad()
-    def translate(
-        self, lines: Sequence[str], batch_size: int = 64, ratio: float = 1.5, offset: int = 5
-    ) -> list[str]:
-        """Translate ``lines`` in length-sorted batches; empty lines give empty outputs, in order."""
-        encoded = [
-            self.encode(line, i + 1) if self.normalize(line) else None
-            for i, line in enumerate(lines)
-        ]
-        todo = sorted((i for i, ids in enumerate(encoded) if ids), key=lambda i: len(encoded[i]))
-        out = [""] * len(lines)
+    def search(
+        self,
+        lines: Sequence[str],
+        beam_size: int = 1,
+        nbest: int = 1,
+        length_penalty: float = 1.0,
+        batch_size: int = 64,
+        max_output_ratio: float = 1.5,
+        max_output_offset: int = 5,
+        first_lineno: int = 1,
+    ) -> list[Translation]:
+        """Decode ``lines`` in length-sorted batches (greedy when ``beam_size`` is 1), in order.
+
+        Outputs are at most ``max_output_ratio * source tokens + max_output_offset`` tokens long.
+        """
+        out = [Translation(self.encode(s, i), []) for i, s in enumerate(lines, first_lineno)]
+        todo = sorted((i for i, t in enumerate(out) if t.source), key=lambda i: len(out[i].source))
         device = next(self.model.parameters()).device
         for start in range(0, len(todo), batch_size):
             idx = todo[start : start + batch_size]
-            items = [(np.asarray(encoded[i]), np.asarray(encoded[i]), None) for i in idx]
-            batch = collate(items)
+            ids = [np.asarray(self.src_vocab.encode(" ".join(out[i].source))) for i in idx]
+            batch = collate([(s, s, None) for s in ids])
             src, src_len = batch["src"].to(device), batch["src_len"].to(device)
-            tokens, _ = greedy(self.model, src, src_len, output_limits(src_len, ratio, offset))
-            for i, hyp in zip(idx, tokens.tolist(), strict=True):
-                out[i] = " ".join(self.tgt_vocab.decode(hyp))
+            limits = output_limits(src_len, max_output_ratio, max_output_offset)
+            if beam_size == 1:
+                hyps = _greedy_hypotheses(*greedy(self.model, src, src_len, limits), limits)
+            else:
+                hyps = beam_search(
+                    self.model, src, src_len, limits, beam_size, length_penalty, nbest
+                )
+            for i, n, h in zip(idx, src_len.tolist(), hyps, strict=True):
+                out[i].hypotheses = [
+                    Hypothesis(x.tokens, x.score, x.norm_score, x.attn[:, :n].cpu()) for x in h
+                ]
         return out
+
+    def output(
+        self, tr: Translation, rank: int = 0, replace_unk: bool = False, eos: bool = False
+    ) -> tuple[list[str], torch.Tensor]:
+        """Words of hypothesis ``rank`` (with ``<eos>`` if asked and reached) and their attention rows.
+
+        ``replace_unk``: each ``<unk>`` becomes the source word it attends to most.
+        """
+        if not tr.hypotheses:
+            return [], torch.empty(0, len(tr.source) + 1)
+        hyp = tr.hypotheses[rank]
+        rows = [
+            j for j, t in enumerate(hyp.tokens) if t not in (PAD, SOS, EOS) or (eos and t == EOS)
+        ]
+        words = [self.tgt_vocab.index2word[hyp.tokens[j]] for j in rows]
+        if replace_unk:
+            src_pos = hyp.attn[rows, : len(tr.source)].argmax(-1).tolist()
+            unk = self.tgt_vocab.index2word[UNK]
+            words = [tr.source[p] if w == unk else w for w, p in zip(words, src_pos, strict=True)]
+        return words, hyp.attn[rows]
+
+    def translate(self, lines: Sequence[str], replace_unk: bool = False, **search) -> list[str]:
+        """The best translation of each line (empty lines give empty strings)."""
+        return [" ".join(self.output(t, 0, replace_unk)[0]) for t in self.search(lines, **search)]
+
+
+def _greedy_hypotheses(
+    tokens: torch.Tensor, attn: torch.Tensor, limits: torch.Tensor
+) -> list[list[Hypothesis]]:
+    """Greedy's padded (B, L) tokens as one unscored hypothesis per sentence, cut after EOS."""
+    out = []
+    for toks, w, limit in zip(tokens.tolist(), attn, limits.tolist(), strict=True):
+        toks = toks[:limit]
+        n = toks.index(EOS) + 1 if EOS in toks else limit
+        out.append([Hypothesis(toks[:n], math.nan, math.nan, w[:n])])
+    return out
 
 
 def quote_text_arg(arg: str) -> str:
@@ -122,32 +198,157 @@ def quote_text_arg(arg: str) -> str:
     return f'{key}="' + value.replace('"', "'") + '"'
 
 
-def read_input(cfg) -> list[str]:
-    """Lines from ``text``, ``input`` (a file) or standard input."""
+def split_lines(text: str) -> list[str]:
+    """Lines as ``wc -l`` counts them ("\\n" only; a final newline ends the last line)."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return [line.removesuffix("\r") for line in lines]
+
+
+def read_file(path: str | Path, what: str) -> list[str]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    return split_lines(path.read_bytes().decode("utf-8", errors="replace"))
+
+
+def read_source(cfg, stdin: TextIO) -> list[str] | None:
+    """All lines of ``text``, ``input`` or piped standard input; None when stdin is a terminal."""
     if cfg.get("text") is not None:
         return str(cfg.text).split("\n")
     if cfg.get("input"):
-        path = Path(cfg.input)
-        if not path.is_file():
-            raise FileNotFoundError(f"input file not found: {path}")
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
-    return sys.stdin.read().splitlines()
+        return read_file(cfg.input, "input")
+    if stdin.isatty():
+        return None
+    raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode()
+    return split_lines(raw.decode("utf-8", errors="replace"))
 
 
-def run(cfg) -> None:
-    """translate.py's body: one-line errors on stderr and exit status 2 for bad input."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    try:
-        translator = Translator.from_checkpoint(cfg.ckpt, cfg.get("device", "cpu"))
-        lines = read_input(cfg)
-    except (CheckpointError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-    outputs = translator.translate(
-        lines, cfg.batch_size, cfg.max_output_ratio, cfg.max_output_offset
+def prompt(stdin: TextIO) -> Iterator[list[str]]:
+    """Lines typed at a terminal, one at a time, until Ctrl-D."""
+    print("Type a sentence and press Enter; Ctrl-D ends.", file=sys.stderr)
+    while True:
+        print("> ", end="", file=sys.stderr, flush=True)
+        line = stdin.readline()
+        if not line:
+            print(file=sys.stderr)
+            return
+        yield [line.rstrip("\r\n")]
+
+
+def check_options(cfg) -> dict:
+    """The search options of ``cfg``, validated (ValueError with a one-line message)."""
+    opts = {k: cfg[k] for k in SEARCH_KEYS}
+    if not (isinstance(opts["beam_size"], int) and opts["beam_size"] >= 1):
+        raise ValueError(f"beam_size must be an integer >= 1, got {opts['beam_size']!r}")
+    if not (isinstance(opts["nbest"], int) and 1 <= opts["nbest"] <= opts["beam_size"]):
+        raise ValueError(
+            f"nbest must be an integer in [1, beam_size={opts['beam_size']}], got {opts['nbest']!r}"
+        )
+    if not (isinstance(opts["batch_size"], int) and opts["batch_size"] >= 1):
+        raise ValueError(f"batch_size must be an integer >= 1, got {opts['batch_size']!r}")
+    if opts["length_penalty"] < 0 or opts["max_output_ratio"] < 0 or opts["max_output_offset"] < 1:
+        raise ValueError("length_penalty and max_output_ratio must be >= 0, max_output_offset >= 1")
+    device = str(cfg.device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={device}, but no CUDA GPU is available")
+    return opts
+
+
+def format_lines(
+    translator: Translator, results: list[Translation], first: int, nbest: int, replace_unk: bool
+) -> list[str]:
+    """One line per input, or with ``nbest`` > 1 ``LINENO<TAB>SCORE<TAB>TRANSLATION`` lines."""
+    if nbest == 1:
+        return [" ".join(translator.output(r, 0, replace_unk)[0]) for r in results]
+    lines = []
+    for n, r in enumerate(results, first):
+        for rank in range(nbest):
+            score = r.hypotheses[rank].norm_score if r.hypotheses else 0.0
+            text = " ".join(translator.output(r, rank, replace_unk)[0])
+            lines.append(f"{n}\t{score:.4f}\t{text}")
+    return lines
+
+
+def plot(
+    translator: Translator, results: list[Translation], first: int, out_dir: Path, replace_unk: bool
+) -> None:
+    """One heatmap per non-empty line: ``out_dir/LINENO.png`` (line numbers from 1, 5 digits)."""
+    from .plot import save_attention
+
+    for n, r in enumerate(results, first):
+        if r.hypotheses:
+            words, attn = translator.output(r, 0, replace_unk, eos=True)
+            save_attention([*r.source, "<eos>"], words, attn.numpy(), out_dir / f"{n:05d}.png")
+
+
+def report_scores(hyps: list[str], refs: list[str], normalization: str) -> None:
+    """BLEU and chrF with their sacrebleu signatures, on standard error."""
+    bleu, bleu_sig = corpus_bleu(hyps, refs)
+    chrf, chrf_sig = corpus_chrf(hyps, refs)
+    print(
+        f"BLEU = {bleu:.2f} | chrF = {chrf:.2f} | {len(hyps)} lines | references normalised "
+        f"with the checkpoint's '{normalization}' normaliser, as the training targets were\n"
+        f"BLEU signature: {bleu_sig}\nchrF signature: {chrf_sig}",
+        file=sys.stderr,
     )
-    text = "".join(o + "\n" for o in outputs)
-    if cfg.get("output"):
-        Path(cfg.output).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+
+
+def prepare(cfg, stdin: TextIO) -> tuple[Translator, dict, Iterable[list[str]], list[str] | None]:
+    """Checked options, the translator, the input in batches and the normalised references."""
+    opts = check_options(cfg)
+    translator = Translator.from_checkpoint(cfg.ckpt, str(cfg.device))
+    lines = read_source(cfg, stdin)
+    refs = None
+    if cfg.get("reference"):
+        if lines is None:
+            raise ValueError("reference= needs text=, input= or piped standard input")
+        refs = [translator.normalize(r) for r in read_file(cfg.reference, "reference")]
+        if len(refs) != len(lines):
+            raise ValueError(f"{len(lines)} input lines but {len(refs)} reference lines")
+    if cfg.get("plot_attention"):
+        Path(cfg.plot_attention).mkdir(parents=True, exist_ok=True)
+    return translator, opts, prompt(stdin) if lines is None else [lines], refs
+
+
+def run(cfg, stdin: TextIO | None = None) -> None:
+    """translate.py's body: translations on stdout (or ``output``), scores and errors on stderr.
+
+    Bad input (checkpoint, files, options) gives a one-line error and exit status 2.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    with ExitStack() as stack:
+        try:
+            translator, opts, batches, refs = prepare(cfg, stdin or sys.stdin)
+            out = (
+                stack.enter_context(open(cfg.output, "w", encoding="utf-8"))
+                if cfg.get("output")
+                else sys.stdout
+            )
+        except (CheckpointError, OSError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
+        best = write_translations(translator, batches, out, opts, cfg)
+    if refs is not None:
+        report_scores(best, refs, translator.data_config["normalization"])
+
+
+def write_translations(
+    translator: Translator, batches: Iterable[list[str]], out: TextIO, opts: dict, cfg
+) -> list[str]:
+    """Translate, write and plot each batch of lines as it comes; return the best translations."""
+    best, first = [], 1
+    try:
+        for lines in batches:
+            results = translator.search(lines, first_lineno=first, **opts)
+            text = format_lines(translator, results, first, opts["nbest"], cfg.replace_unk)
+            out.write("".join(line + "\n" for line in text))
+            out.flush()
+            if cfg.get("plot_attention"):
+                plot(translator, results, first, Path(cfg.plot_attention), cfg.replace_unk)
+            best += [" ".join(translator.output(r, 0, cfg.replace_unk)[0]) for r in results]
+            first += len(lines)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+    return best

@@ -1,8 +1,11 @@
 """Parallel corpora: each yields raw (english, french) pairs and counts what it had to skip or repair."""
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
+
+from .download import CorpusError, locate
 
 SAMPLE_PATH = Path(__file__).parent / "sample" / "eng-fra.txt"
 
@@ -16,19 +19,59 @@ def decode_line(raw: bytes, stats: Counter) -> str:
         return raw.decode("utf-8", errors="replace")
 
 
-class TabCorpus:
-    """The tutorial's format: ``English<TAB>French`` a line; a third (attribution) column is ignored."""
+def count_lines(path: Path) -> int:
+    """Lines in a file, a last line without newline included (read in binary blocks)."""
+    n, last = 0, b"\n"
+    with path.open("rb") as f:
+        while block := f.read(1 << 22):
+            n, last = n + block.count(b"\n"), block[-1:]
+    return n + (last != b"\n")
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+
+class FileCorpus:
+    """A corpus read from the files ``names``: given ``paths``, else found in ``data_dir``, else in
+    ``cache_dir``, else downloaded from ``url`` into ``cache_dir`` (see ``download.locate``)."""
+
+    names: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        paths: Sequence[str | Path | None] = (),
+        data_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        url: str | None = None,
+        download: bool = True,
+    ):
+        self.where = dict(
+            paths=paths, data_dir=data_dir, cache_dir=cache_dir, url=url, download=download
+        )
+        self._files: list[Path] | None = None
+
+    def files(self) -> list[Path]:
+        """The located files (found or downloaded on first call)."""
+        if self._files is None:
+            self._files = locate(self.names, **self.where)
+        return self._files
 
     def describe(self) -> str:
-        return str(self.path)
+        return " + ".join(map(str, self.files()))
+
+    def identity(self) -> list:
+        """Path, size and modification time of each file: what the preprocessing cache keys on."""
+        return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in self.files()]
+
+
+class TabCorpus(FileCorpus):
+    """The tutorial's format: ``English<TAB>French`` a line; a third (attribution) column is ignored."""
+
+    names = ("eng-fra.txt",)
+
+    def __init__(self, path: str | Path | None = None, **where: Any):
+        super().__init__([path], **where)
 
     def pairs(self, stats: Counter) -> Iterator[tuple[str, str]]:
-        if not self.path.is_file():
-            raise FileNotFoundError(f"corpus file not found: {self.path}")
-        with self.path.open("rb") as f:
+        (path,) = self.files()
+        with path.open("rb") as f:
             for raw in f:
                 line = decode_line(raw, stats).rstrip("\r\n")
                 if not line.strip():
@@ -40,6 +83,49 @@ class TabCorpus:
                     continue
                 stats["lines_read"] += 1
                 yield cols[0], cols[1]
+
+
+class EuroparlCorpus(FileCorpus):
+    """Europarl v7 fr-en: two sentence-aligned files, line i of one translating line i of the other."""
+
+    names = ("europarl-v7.fr-en.en", "europarl-v7.fr-en.fr")
+
+    def __init__(
+        self, en_path: str | Path | None = None, fr_path: str | Path | None = None, **where: Any
+    ):
+        super().__init__([en_path, fr_path], **where)
+
+    def pairs(self, stats: Counter) -> Iterator[tuple[str, str]]:
+        en_path, fr_path = self.files()
+        n_en, n_fr = count_lines(en_path), count_lines(fr_path)
+        if n_en != n_fr:
+            raise CorpusError(
+                f"misaligned Europarl files: {en_path} has {n_en} lines, {fr_path} has {n_fr}"
+            )
+        with en_path.open("rb") as en, fr_path.open("rb") as fr:
+            for raw_en, raw_fr in zip(en, fr, strict=True):
+                stats["lines_read"] += 1
+                yield (
+                    decode_line(raw_en, stats).rstrip("\r\n"),
+                    decode_line(raw_fr, stats).rstrip("\r\n"),
+                )
+
+
+class ConcatCorpus:
+    """Several corpora read one after the other (the article's tutorial + Europarl training set)."""
+
+    def __init__(self, corpora: Mapping[str, Any] | Sequence[Any]):
+        self.corpora = list(corpora.values() if isinstance(corpora, Mapping) else corpora)
+
+    def describe(self) -> str:
+        return " + ".join(c.describe() for c in self.corpora)
+
+    def identity(self) -> list:
+        return [c.identity() for c in self.corpora]
+
+    def pairs(self, stats: Counter) -> Iterator[tuple[str, str]]:
+        for corpus in self.corpora:
+            yield from corpus.pairs(stats)
 
 
 class SampleCorpus(TabCorpus):

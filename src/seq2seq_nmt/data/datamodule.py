@@ -1,7 +1,7 @@
 """LightningDataModule: corpus -> normalised, filtered, split pairs -> vocabularies -> padded batches."""
 
 import logging
-from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,7 +10,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from .preprocess import filter_pairs, report, split_by_source
+from .cache import Ragged, Settings, prepare
+from .preprocess import per_side, report, resolve_prefixes
 from .sampler import BucketBatchSampler
 from .vocab import PAD, SOS, Vocab
 
@@ -29,6 +30,14 @@ class PairDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, str | None]:
         return self.src[i], self.tgt[i], self.refs[i] if self.refs is not None else None
 
+    def lengths(self) -> np.ndarray:
+        """Each pair's longer side, for length bucketing."""
+        return np.maximum(_lengths(self.src), _lengths(self.tgt))
+
+
+def _lengths(seqs: Any) -> np.ndarray:
+    return seqs.lengths() if isinstance(seqs, Ragged) else np.array([len(s) for s in seqs])
+
 
 def collate(items: list[tuple[np.ndarray, np.ndarray, str | None]]) -> dict[str, Any]:
     """Pad a batch (batch-first) and build the decoder input ``<sos> y`` and output ``y <eos>``."""
@@ -46,6 +55,31 @@ def collate(items: list[tuple[np.ndarray, np.ndarray, str | None]]) -> dict[str,
     }
 
 
+class ResumableLoader(DataLoader):
+    """A DataLoader over a ``BucketBatchSampler`` whose place in the epoch goes into checkpoints.
+
+    Lightning saves ``state_dict`` with the loops and calls ``load_state_dict`` on resume. The
+    position counts the batches this loader has handed out, not those its workers prefetched.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._epoch, self._yielded = 0, 0
+
+    def __iter__(self):
+        sampler = self.batch_sampler  # read when iteration starts, after Lightning's set_epoch
+        self._epoch, self._yielded = sampler.epoch, sampler.resume_at
+        for batch in super().__iter__():
+            self._yielded += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self._epoch, "consumed": self._yielded}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_sampler.load_state_dict(state)
+
+
 class TranslationDataModule(pl.LightningDataModule):
     """Builds vocabularies on the training split and serves length-bucketed padded batches."""
 
@@ -58,19 +92,25 @@ class TranslationDataModule(pl.LightningDataModule):
         prefixes: Any = None,
         val_size: float = 0.05,
         test_size: float = 0.05,
-        min_freq: int = 1,
-        max_vocab_size: int | None = None,
+        min_freq: Any = 1,
+        max_vocab_size: Any = None,
         batch_size: int = 64,
         max_tokens: int | None = None,
         num_workers: int = 0,
         seed: int = 0,
+        cache_dir: str | Path | None = None,
     ):
+        """``min_freq``/``max_vocab_size``: one value, or per side ``{src: .., tgt: ..}`` (or per
+        language ``{fr: .., en: ..}``). ``cache_dir``: where preprocessed data is cached (None:
+        rebuilt on every setup)."""
         super().__init__()
         self.corpus, self.normalization, self.direction = corpus, normalization, direction
         self.max_length, self.prefixes = max_length, prefixes
         self.val_size, self.test_size, self.seed = val_size, test_size, seed
         self.min_freq, self.max_vocab_size = min_freq, max_vocab_size
         self.batch_size, self.max_tokens, self.num_workers = batch_size, max_tokens, num_workers
+        self.cache_dir = cache_dir
+        self.cache_key: str | None = None  # set by setup(): the preprocessed data's key
         self.src_vocab: Vocab | None = None
         self.tgt_vocab: Vocab | None = None
         self.datasets: dict[str, PairDataset] = {}
@@ -78,33 +118,25 @@ class TranslationDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        stats: Counter = Counter()
-        pairs = filter_pairs(
-            self.corpus.pairs(stats),
-            self.normalization,
-            self.direction,
-            self.max_length,
-            self.prefixes,
-            stats,
-        )
-        report(stats, self.corpus.describe())
-        train, val, test = split_by_source(pairs, self.val_size, self.test_size, self.seed)
-        self.src_vocab = Vocab.build((s for s, _ in train), self.min_freq, self.max_vocab_size)
-        self.tgt_vocab = Vocab.build((t for _, t in train), self.min_freq, self.max_vocab_size)
-        for name, split in (("train", train), ("val", val), ("test", test)):
-            self.datasets[name] = self._encode(split, with_refs=name != "train")
+        data = prepare(self.corpus, self.settings(), self.cache_dir)
+        self.cache_key, self.src_vocab, self.tgt_vocab = data.key, data.src_vocab, data.tgt_vocab
+        self.datasets = {name: PairDataset(*split) for name, split in data.splits.items()}
+        report(data.stats, self.corpus.describe())
+        sizes = "/".join(str(len(ds)) for ds in self.datasets.values())
+        oov = "/".join("n/a" if r is None else f"{100 * r:.2f}%" for r in data.oov.values())
         log.info(
-            "pairs train/val/test = %d/%d/%d; vocab src/tgt = %d/%d",
-            len(train), len(val), len(test), len(self.src_vocab), len(self.tgt_vocab),
+            "pairs train/val/test = %s; vocab src/tgt = %d/%d; validation OOV src/tgt = %s",
+            sizes, len(self.src_vocab), len(self.tgt_vocab), oov,
         )  # fmt: skip
 
-    def _encode(self, pairs: list[tuple[str, str]], with_refs: bool) -> PairDataset:
-        def ids(vocab: Vocab, s: str) -> np.ndarray:
-            return np.asarray(vocab.encode(s), dtype=np.int64)
-
-        src = [ids(self.src_vocab, s) for s, _ in pairs]
-        tgt = [ids(self.tgt_vocab, t) for _, t in pairs]
-        return PairDataset(src, tgt, [t for _, t in pairs] if with_refs else None)
+    def settings(self) -> Settings:
+        """The preprocessing settings (with the corpus files, they make the cache key)."""
+        min_freq = per_side(self.min_freq, self.direction, default=1)
+        max_size = per_side(self.max_vocab_size, self.direction)
+        return Settings(
+            self.normalization, self.direction, self.max_length, resolve_prefixes(self.prefixes),
+            self.val_size, self.test_size, self.seed, min_freq, max_size,
+        )  # fmt: skip
 
     def data_config(self) -> dict:
         """What translation needs to reproduce this data's preprocessing (stored in checkpoints)."""
@@ -116,9 +148,10 @@ class TranslationDataModule(pl.LightningDataModule):
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         ds = self.datasets[name]
-        lengths = [max(len(s), len(t)) for s, t in zip(ds.src, ds.tgt, strict=True)]
-        sampler = BucketBatchSampler(lengths, self.batch_size, self.max_tokens, shuffle, self.seed)
-        return DataLoader(
+        sampler = BucketBatchSampler(
+            ds.lengths(), self.batch_size, self.max_tokens, shuffle, self.seed
+        )
+        return (ResumableLoader if shuffle else DataLoader)(
             ds,
             batch_sampler=sampler,
             collate_fn=collate,

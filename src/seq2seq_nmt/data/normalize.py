@@ -1,6 +1,7 @@
 """Sentence normalisers, looked up by the name stored in configs and checkpoints."""
 
 import re
+import string
 import unicodedata
 from collections.abc import Callable
 
@@ -18,7 +19,23 @@ def normalize_tutorial(s: str) -> str:
     return " ".join(s.split())
 
 
-NORMALIZERS: dict[str, Callable[[str], str]] = {"tutorial": normalize_tutorial}
+# Punctuation and the non-printable ASCII characters, both deleted by the Europarl cleaning.
+_NON_PRINTABLE = "".join(chr(i) for i in range(128) if chr(i) not in string.printable)
+_EUROPARL_DELETE = str.maketrans("", "", string.punctuation + _NON_PRINTABLE)
+
+
+def normalize_europarl(s: str) -> str:
+    """The article's Europarl cleaning: NFD -> ASCII, lower case, punctuation and non-printable
+    characters removed, tokens containing digits dropped (``isalpha`` on each token)."""
+    s = unicodedata.normalize("NFD", s).encode("ascii", "ignore").decode("ascii")
+    s = " ".join(s.lower().split()).translate(_EUROPARL_DELETE)
+    return " ".join(w for w in s.split() if w.isalpha())
+
+
+NORMALIZERS: dict[str, Callable[[str], str]] = {
+    "tutorial": normalize_tutorial,
+    "europarl": normalize_europarl,
+}
 
 
 def get_normalizer(name: str) -> Callable[[str], str]:

@@ -43,6 +43,11 @@ class BucketBatchSampler:
         if epoch != self.epoch:
             self.epoch, self._resume_at = epoch, 0
 
+    @property
+    def resume_at(self) -> int:
+        """Batches of the current epoch the next iteration skips (set by ``load_state_dict``)."""
+        return self._resume_at
+
     def _cut(self, order: np.ndarray) -> list[np.ndarray]:
         """Cut length-sorted indices into batches by example count and token budget."""
         batches, start = [], 0

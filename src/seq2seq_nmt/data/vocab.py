@@ -24,7 +24,13 @@ class Vocab:
         cls, sentences: Iterable[str], min_freq: int = 1, max_size: int | None = None
     ) -> "Vocab":
         """Count words in space-tokenised sentences; keep those seen ``min_freq`` times, most frequent first."""
-        counts = Counter(w for s in sentences for w in s.split())
+        return cls.from_counts(Counter(w for s in sentences for w in s.split()), min_freq, max_size)
+
+    @classmethod
+    def from_counts(
+        cls, counts: dict[str, int], min_freq: int = 1, max_size: int | None = None
+    ) -> "Vocab":
+        """Keep the words counted at least ``min_freq`` times, most frequent first, at most ``max_size``."""
         kept = sorted(
             (w for w, c in counts.items() if c >= min_freq), key=lambda w: (-counts[w], w)
         )

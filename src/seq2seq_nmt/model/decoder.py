@@ -76,12 +76,12 @@ class Decoder(nn.Module):
 
     def forward_teacher(
         self, tgt_in: torch.Tensor, hidden: Hidden, memory: Memory
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Whole teacher-forced sequence in one RNN call (Luong only): features (B, T, H), weights."""
+    ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+        """Known inputs (B, T) in one RNN call (Luong only): features (B, T, H), hidden, weights."""
         assert not self.attend_first, "only output-attention decoders decode a sequence at once"
-        out, _ = self.rnn(self.dropout(self.embedding(tgt_in)), hidden)
+        out, hidden = self.rnn(self.dropout(self.embedding(tgt_in)), hidden)
         ctx, w = self.attention(out, memory.keys, memory.proj, memory.mask)
-        return torch.tanh(self.combine(torch.cat([out, ctx], dim=-1))), w
+        return torch.tanh(self.combine(torch.cat([out, ctx], dim=-1))), hidden, w
 
 
 __all__ = ["Decoder", "Memory", "map_hidden"]

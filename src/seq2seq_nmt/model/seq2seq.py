@@ -84,15 +84,15 @@ class Seq2Seq(nn.Module):
         """Logits (B, T, V) and attention (B, T, S) for decoder inputs ``tgt_in`` (B, T).
 
         Teacher forcing is drawn once per step for the whole batch: a forced step reads the
-        reference token, a free step reads the previous step's argmax.
+        reference token, a free step reads the previous step's argmax. Output-attention (Luong)
+        decoders run each stretch of forced steps as one RNN call.
         """
         memory, hidden = self.encode(src, src_len)
         steps = tgt_in.size(1)
         forced = torch.rand(steps) < teacher_forcing_ratio
         forced[0] = True  # the first input is always <sos>
-        if bool(forced.all()) and not self.decoder.attend_first:
-            feats, attn = self.decoder.forward_teacher(tgt_in, hidden, memory)
-            return self.generator(self.dropout(feats)), attn
+        if not self.decoder.attend_first:
+            return self._decode_runs(tgt_in, hidden, memory, forced.tolist())
         feats, attns, y = [], [], tgt_in[:, 0]
         for t in range(steps):
             feat, hidden, w = self.decoder.step(y, hidden, memory)
@@ -102,3 +102,22 @@ class Seq2Seq(nn.Module):
                 y = tgt_in[:, t + 1] if forced[t + 1] else self.generator(feat).argmax(-1)
         feats = torch.stack(feats, dim=1)
         return self.generator(self.dropout(feats)), torch.stack(attns, dim=1)
+
+    def _decode_runs(
+        self, tgt_in: torch.Tensor, hidden: Hidden, memory: Memory, forced: list[bool]
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output-attention (Luong) decoders, whose RNN input is the previous token alone: a free
+        step and the forced steps after it run as one RNN call (all forced: one call in all)."""
+        starts = [t for t, f in enumerate(forced) if t == 0 or not f]
+        logits, attns, y = [], [], tgt_in[:, :1]
+        for start, end in zip(starts, [*starts[1:], len(forced)], strict=True):
+            inputs = torch.cat([y, tgt_in[:, start + 1 : end]], dim=1)
+            feats, hidden, w = self.decoder.forward_teacher(inputs, hidden, memory)
+            logits.append(self.generator(self.dropout(feats)))
+            attns.append(w)
+            if end < len(forced):
+                with torch.no_grad():
+                    y = self.generator(feats[:, -1:]).argmax(-1)
+        if len(logits) == 1:
+            return logits[0], attns[0]
+        return torch.cat(logits, dim=1), torch.cat(attns, dim=1)

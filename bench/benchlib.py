@@ -1,0 +1,134 @@
+"""What the bench scripts share: the benchmark's data and model settings, config composition,
+the machine's description, peak-memory measurement and a validation-BLEU clock."""
+
+import os
+import platform
+import threading
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra import compose as hydra_compose
+from hydra import initialize_config_dir
+from omegaconf import DictConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The tutorial corpus with the article's prefix list and max_length=12, French -> English;
+# embedding 256, GRU 256, one layer; teacher forcing 0.5.
+BENCH_DATA = (
+    "dataset=tutorial",
+    "dataset.prefixes=article",
+    "dataset.max_length=12",
+    "dataset.direction=fr-en",
+    "model.emb_size=256",
+    "model.hidden_size=256",
+    "model.num_layers=1",
+    "model.cell=gru",
+    "teacher_forcing_ratio=0.5",
+    "trainer=cpu",
+)
+
+
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def compose(out_dir: Path, *overrides: str) -> DictConfig:
+    """``conf/train.yaml`` as ``python train.py`` would compose it; a later override of a key
+    replaces an earlier one (so the command line can change any of ``BENCH_DATA``)."""
+    merged = {_key(o): o for o in (f"paths.root_dir={ROOT}", f"paths.output_dir={out_dir}")}
+    merged |= {_key(o): o for o in overrides}
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        return hydra_compose("train", overrides=list(merged.values()))
+
+
+def device_of(cfg: DictConfig) -> torch.device:
+    accelerator = str(cfg.trainer.accelerator)
+    cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    return torch.device("cuda" if cuda else "cpu")
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def describe_machine(cfg: DictConfig) -> str:
+    """CPU model, cores, torch threads, GPU (or none), torch version and the load average."""
+    cpu = platform.processor() or "CPU"
+    if Path("/proc/cpuinfo").is_file():
+        names = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
+        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    gpu = torch.cuda.get_device_name() if device_of(cfg).type == "cuda" else "no GPU"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()}-core {cpu} CPU ({torch.get_num_threads()} torch threads), {gpu}; "
+        f"torch {torch.__version__}; load average {load}"
+    )
+
+
+class PeakMemory:
+    """Peak memory while the block runs, in MiB: CUDA's peak allocation on a GPU, else this
+    process's resident set size sampled every 5 ms."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.mib, self._stop = device, 0.0, threading.Event()
+
+    def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/statm") as f:
+            while True:
+                f.seek(0)
+                self.mib = max(self.mib, int(f.read().split()[1]) * page / 2**20)
+                if self._stop.wait(0.005):
+                    return
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif Path("/proc/self/statm").is_file():
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.device.type == "cuda":
+            self.mib = torch.cuda.max_memory_allocated(self.device) / 2**20
+        elif hasattr(self, "_thread"):
+            self._stop.set()
+            self._thread.join()
+
+
+class BleuClock(pl.Callback):
+    """Appends a CSV row at each validation: seconds since training started (validation
+    included), of which training alone, epoch, step, val/bleu and val/loss."""
+
+    FIELDS = ("seconds", "train_seconds", "epoch", "step", "val_bleu", "val_loss")
+
+    def __init__(self, path: str):
+        self.path, self.start, self.in_validation = Path(path), 0.0, 0.0
+        self.val_started = 0.0
+
+    def on_train_start(self, trainer, module) -> None:
+        self.start = time.perf_counter()
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(",".join(self.FIELDS) + "\n")
+
+    def on_validation_start(self, trainer, module) -> None:
+        self.val_started = time.perf_counter()
+
+    def on_validation_end(self, trainer, module) -> None:
+        now = time.perf_counter()
+        self.in_validation += now - self.val_started
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = trainer.callback_metrics
+        row = (
+            now - self.start, now - self.start - self.in_validation, trainer.current_epoch,
+            trainer.global_step, float(m["val/bleu"]), float(m["val/loss"]),
+        )  # fmt: skip
+        with self.path.open("a") as f:
+            f.write(",".join(f"{x:.2f}" if isinstance(x, float) else str(x) for x in row) + "\n")
