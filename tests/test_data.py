@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from seq2seq_nmt.data import sampler as sampler_mod
+from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH, SampleCorpus, TabCorpus
-from seq2seq_nmt.data.datamodule import collate
 from seq2seq_nmt.data.normalize import get_normalizer, normalize_tutorial
 from seq2seq_nmt.data.preprocess import filter_pairs, split_by_source
 from seq2seq_nmt.data.sampler import BucketBatchSampler

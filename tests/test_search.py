@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
-from seq2seq_nmt.data.datamodule import collate
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
 from seq2seq_nmt.model import Seq2Seq
 from seq2seq_nmt.search import beam_search, greedy, length_penalty, output_limits
@@ -85,11 +85,15 @@ def test_beam_on_random_models_matches_greedy_and_single_sentences(attention, ce
     assert [h[0].tokens for h in beam_search(model, src, src_len, limits, 1)] == expected
     batched = beam_search(model, src, src_len, limits, beam_size=4, alpha=0.0, nbest=4)
     for i, n in enumerate(src_len.tolist()):
-        one = beam_search(model, src[i : i + 1, :n], src_len[i : i + 1], limits[i : i + 1], 4, 0.0, 4)
+        one = beam_search(
+            model, src[i : i + 1, :n], src_len[i : i + 1], limits[i : i + 1], 4, 0.0, 4
+        )
         assert [h.tokens for h in one[0]] == [h.tokens for h in batched[i]]
         assert all(len(h.tokens) <= limits[i] for h in batched[i])
         best = batched[i][0]
-        assert best.score == pytest.approx(forced_score(model, src[i : i + 1, :n], best.tokens), abs=1e-4)
+        assert best.score == pytest.approx(
+            forced_score(model, src[i : i + 1, :n], best.tokens), abs=1e-4
+        )
         assert best.score >= forced_score(model, src[i : i + 1, :n], expected[i]) - 1e-4
 
 
@@ -103,7 +107,9 @@ def test_beam_scores_are_model_scores_and_never_below_greedy(translator, french)
     for i, n in enumerate(src_len.tolist()):
         one = src[i : i + 1, :n]
         best, greedy_score = beams[i][0], forced_score(translator.model, one, greedy_tokens[i])
-        assert best.score == pytest.approx(forced_score(translator.model, one, best.tokens), abs=1e-3)
+        assert best.score == pytest.approx(
+            forced_score(translator.model, one, best.tokens), abs=1e-3
+        )
         assert best.score >= greedy_score - 1e-4, (french[i], best.tokens, greedy_tokens[i])
         better += best.score > greedy_score + 1e-4
     assert better > 0  # the search does find something greedy missed

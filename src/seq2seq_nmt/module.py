@@ -15,9 +15,9 @@ from .metrics import corpus_bleu, gather_strings
 from .model import Seq2Seq
 from .plot import attention_figure
 from .search import greedy, output_limits
+from .translation import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)
-CHECKPOINT_KEY = "nmt"
 
 
 class TranslationModule(pl.LightningModule):

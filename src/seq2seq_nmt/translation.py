@@ -13,15 +13,15 @@ from typing import TextIO
 import numpy as np
 import torch
 
-from .data.datamodule import collate
+from .data.batch import collate
 from .data.normalize import get_normalizer
 from .data.vocab import EOS, PAD, SOS, UNK, Vocab
 from .metrics import corpus_bleu, corpus_chrf
 from .model import Seq2Seq
-from .module import CHECKPOINT_KEY
 from .search import Hypothesis, beam_search, greedy, output_limits
 
 log = logging.getLogger(__name__)
+CHECKPOINT_KEY = "nmt"  # where a checkpoint keeps what translation needs
 # translate.yaml keys passed on to Translator.search
 SEARCH_KEYS = (
     "beam_size", "nbest", "length_penalty", "batch_size", "max_output_ratio", "max_output_offset",

@@ -6,14 +6,13 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-import torch
-from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
+from .batch import collate
 from .cache import Ragged, Settings, prepare
 from .preprocess import per_side, report, resolve_prefixes
 from .sampler import BucketBatchSampler
-from .vocab import PAD, SOS, Vocab
+from .vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +36,6 @@ class PairDataset(Dataset):
 
 def _lengths(seqs: Any) -> np.ndarray:
     return seqs.lengths() if isinstance(seqs, Ragged) else np.array([len(s) for s in seqs])
-
-
-def collate(items: list[tuple[np.ndarray, np.ndarray, str | None]]) -> dict[str, Any]:
-    """Pad a batch (batch-first) and build the decoder input ``<sos> y`` and output ``y <eos>``."""
-    src = [torch.from_numpy(s) for s, _, _ in items]
-    tgt = [torch.from_numpy(t) for _, t, _ in items]
-    tgt_out = pad_sequence(tgt, batch_first=True, padding_value=PAD)
-    sos = torch.full((len(items), 1), SOS, dtype=tgt_out.dtype)
-    tgt_in = torch.cat([sos, tgt_out[:, :-1]], dim=1).masked_fill(tgt_out == PAD, PAD)
-    return {
-        "src": pad_sequence(src, batch_first=True, padding_value=PAD),
-        "src_len": torch.tensor([len(s) for s in src]),
-        "tgt_in": tgt_in,
-        "tgt_out": tgt_out,
-        "refs": [r for _, _, r in items] if items[0][2] is not None else None,
-    }
 
 
 class ResumableLoader(DataLoader):
