@@ -73,7 +73,9 @@ def test_cli_scores_a_file_against_references_like_sacrebleu(tmp_path, trained_c
     chrf = sacrebleu.corpus_chrf(hyps, [refs])
     assert f"BLEU = {bleu.score:.2f} | chrF = {chrf.score:.2f} | {len(hyps)} lines" in proc.stderr
     assert "normalised with the checkpoint's 'tutorial' normaliser" in proc.stderr
-    assert re.search(r"BLEU signature: nrefs:1\|case:mixed\|eff:no\|tok:13a\|smooth:exp", proc.stderr)
+    assert re.search(
+        r"BLEU signature: nrefs:1\|case:mixed\|eff:no\|tok:13a\|smooth:exp", proc.stderr
+    )
     assert "chrF signature: nrefs:1" in proc.stderr
     assert bleu.score > 0
 
@@ -82,8 +84,12 @@ def test_raw_references_are_normalised_like_training_targets(tmp_path, trained_c
     src = write(tmp_path / "src.fr", [fr for fr, _ in pairs])
     raw = write(tmp_path / "raw.en", [en for _, en in pairs])
     clean = write(tmp_path / "clean.en", [normalize_tutorial(en) for _, en in pairs])
-    _, err_raw = translate(tmp_path, trained_ckpt, f"input={src}", f"reference={raw}", capsys=capsys)
-    _, err_clean = translate(tmp_path, trained_ckpt, f"input={src}", f"reference={clean}", capsys=capsys)
+    _, err_raw = translate(
+        tmp_path, trained_ckpt, f"input={src}", f"reference={raw}", capsys=capsys
+    )
+    _, err_clean = translate(
+        tmp_path, trained_ckpt, f"input={src}", f"reference={clean}", capsys=capsys
+    )
     assert err_raw == err_clean and "BLEU = " in err_raw
 
 
@@ -94,7 +100,9 @@ def test_empty_lines_keep_their_place_and_nbest_lists(tmp_path, trained_ckpt, ca
     one_best = out.splitlines()
     assert len(one_best) == 5 and one_best[1] == one_best[2] == one_best[4] == ""
     assert one_best[0] and one_best[3]
-    out, _ = translate(tmp_path, trained_ckpt, f"input={src}", "beam_size=4", "nbest=3", capsys=capsys)
+    out, _ = translate(
+        tmp_path, trained_ckpt, f"input={src}", "beam_size=4", "nbest=3", capsys=capsys
+    )
     rows = [line.split("\t") for line in out.splitlines()]
     assert [int(n) for n, _, _ in rows] == [n for n in range(1, 6) for _ in range(3)]
     assert [(s, t) for n, s, t in rows if n == "2"] == [("0.0000", "")] * 3
@@ -116,7 +124,9 @@ def test_piped_stdin_and_output_file(tmp_path, trained_ckpt, capsys):
 def test_terminal_input_is_translated_line_by_line(tmp_path, trained_ckpt, capsys):
     typed = Terminal("Il est vieux.\nNous sommes contents.\n")
     out, err = translate(tmp_path, trained_ckpt, stdin=typed, capsys=capsys)
-    expected = Translator.from_checkpoint(trained_ckpt).translate(["Il est vieux.", "Nous sommes contents."])
+    expected = Translator.from_checkpoint(trained_ckpt).translate(
+        ["Il est vieux.", "Nous sommes contents."]
+    )
     assert out.splitlines() == expected
     assert err.count("> ") == 3 and "Ctrl-D" in err  # a prompt per line, and one at the end
 
@@ -124,7 +134,14 @@ def test_terminal_input_is_translated_line_by_line(tmp_path, trained_ckpt, capsy
 def test_plot_attention_writes_one_png_per_sentence(tmp_path, trained_ckpt, capsys):
     src = write(tmp_path / "in.fr", ["Il est vieux.", "", "Nous sommes contents."])
     plots = tmp_path / "plots"
-    translate(tmp_path, trained_ckpt, f"input={src}", f"plot_attention={plots}", "beam_size=3", capsys=capsys)
+    translate(
+        tmp_path,
+        trained_ckpt,
+        f"input={src}",
+        f"plot_attention={plots}",
+        "beam_size=3",
+        capsys=capsys,
+    )
     files = sorted(p.name for p in plots.iterdir())
     assert files == ["00001.png", "00003.png"]
     assert all((plots / f).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for f in files)
@@ -132,7 +149,9 @@ def test_plot_attention_writes_one_png_per_sentence(tmp_path, trained_ckpt, caps
 
 def test_replace_unk_copies_the_most_attended_source_word():
     vocab = Vocab(["il", "est", "."])
-    translator = Translator(Seq2Seq(len(vocab), len(vocab), 8, 8), vocab, vocab, {"normalization": "tutorial"})
+    translator = Translator(
+        Seq2Seq(len(vocab), len(vocab), 8, 8), vocab, vocab, {"normalization": "tutorial"}
+    )
     attn = torch.tensor([[0.9, 0.05, 0.05, 0.0], [0.1, 0.1, 0.7, 0.1], [0.1, 0.8, 0.1, 0.0]])
     ids = [vocab.word2index["il"], UNK, EOS]
     tr = Translation(["il", "est", "zzyzx"], [Hypothesis(ids, -1.0, -1.0, attn)])
