@@ -3,7 +3,7 @@
     python bench/time_to_bleu.py [--minutes 10] [--name NAME] [OVERRIDE ...]
 
 Trains on the benchmark's data and model (see ``benchlib.BENCH_DATA``; OVERRIDEs are Hydra
-overrides of ``conf/train.yaml`` on top, e.g. ``experiment=fast``) with
+overrides of ``conf/train.yaml`` on top, e.g. ``model=luong``) with
 ``trainer.max_time=<minutes>``, validating every epoch. The best checkpoint (by val/bleu) is
 then tested with greedy decoding (Lightning's test loop) and beam search. Writes
 ``bench/results/time_to_bleu-NAME.csv`` (val/bleu against wall time; the clock starts when
@@ -14,6 +14,7 @@ training starts and includes validation) and ``.png``; the run directory goes to
 import argparse
 import csv
 import json
+import textwrap
 import time
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def plot(rows: list[dict], test: dict[str, float], title: str, path: Path, targe
             [minutes[-1]], [score], marker=marker, linestyle="", label=f"test {name}: {score:.1f}"
         )
     ax.axhline(target, color="grey", linestyle="--", linewidth=0.8, label=f"target {target:g}")
-    ax.set(xlabel="wall time since training started (min)", ylabel="BLEU", title=title)
+    ax.set(xlabel="wall time since training started (min)", ylabel="BLEU")
+    ax.set_title(textwrap.fill(title, 90), fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
