@@ -110,10 +110,10 @@ def test_tutorial_attention_refuses_sources_past_max_length():
 def test_greedy_batched_equals_one_at_a_time_and_stops_at_eos():
     model = make()
     src, src_len, _ = padded_batch()
-    tokens, attn = greedy(model, src, src_len, output_limits(src_len))
+    tokens, attn, _ = greedy(model, src, src_len, output_limits(src_len))
     assert tokens.size(1) <= int(output_limits(src_len).max())
     for i in range(2):
-        one, _ = greedy(
+        one, _, _ = greedy(
             model,
             src[i : i + 1, : src_len[i]],
             src_len[i : i + 1],
@@ -122,3 +122,18 @@ def test_greedy_batched_equals_one_at_a_time_and_stops_at_eos():
         n = one.size(1)
         assert tokens[i, :n].tolist() == one[0].tolist()
         assert (tokens[i, n:] == PAD).all()
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@torch.no_grad()
+def test_rows_sharing_a_sentence_memory_equal_rows_with_their_own_copy(attention):
+    """A decoder step for g rows per sentence (beam search) reads the sentence's memory in place."""
+    model, (src, src_len, _) = make(attention).eval(), padded_batch()
+    memory, hidden = model.encode(src, src_len)
+    g, rows = 3, torch.arange(src.size(0)).repeat_interleave(3)
+    y = torch.randint(4, 20, (src.size(0) * g,))
+    hidden = hidden.index_select(1, rows) + 0.1 * torch.randn(1, len(rows), hidden.size(-1))
+    shared = model.step(y, hidden, memory)
+    copied = model.step(y, hidden, memory.index_select(rows))
+    for a, b in zip(shared, copied, strict=True):
+        torch.testing.assert_close(a, b)

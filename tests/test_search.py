@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from seq2seq_nmt import search
 from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
@@ -136,3 +137,22 @@ def test_batched_translation_equals_one_sentence_at_a_time(translator, french):
             assert [h.score for h in a.hypotheses] == pytest.approx(
                 [h.score for h in b.hypotheses], abs=1e-4, nan_ok=True
             )
+
+
+@torch.no_grad()
+def test_greedy_output_is_always_a_candidate_even_when_it_drops_out_of_the_beam(monkeypatch):
+    model, (src, src_len) = random_model("luong_general", "gru"), random_batch()
+    limits = output_limits(src_len, 1.0, 2)
+    decoded_apart, real = [], search.greedy_hypotheses
+    monkeypatch.setattr(
+        search, "greedy_hypotheses",
+        lambda m, s, *a, **kw: decoded_apart.append(s.size(0)) or real(m, s, *a, **kw),
+    )  # fmt: skip
+    beams = beam_search(model, src, src_len, limits, beam_size=2, alpha=0.0, nbest=100)
+    assert decoded_apart  # greedy left the beam for some sentence: the case under test
+    expected = greedy_lists(greedy(model, src, src_len, limits)[0])
+    for i, n in enumerate(src_len.tolist()):
+        candidates = {tuple(h.tokens): h.score for h in beams[i]}
+        assert tuple(expected[i]) in candidates
+        score = forced_score(model, src[i : i + 1, :n], expected[i])
+        assert candidates[tuple(expected[i])] == pytest.approx(score, abs=1e-4)

@@ -75,7 +75,7 @@ class TranslationModule(pl.LightningModule):
         loss = F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=PAD)
         nll.update(loss, weight=tokens.sum())
         limits = output_limits(batch["src_len"])
-        hyps, attn = greedy(self.net, batch["src"], batch["src_len"], limits)
+        hyps, attn, _ = greedy(self.net, batch["src"], batch["src_len"], limits)
         for src, hyp, ref in zip(batch["src"].tolist(), hyps.tolist(), batch["refs"], strict=True):
             out = " ".join(self.tgt_vocab.decode(hyp))
             self._outputs.append((" ".join(self.src_vocab.decode(src)), out, ref))

@@ -1,7 +1,6 @@
 """Load a checkpoint safely; translate raw sentences from text, files or standard input; score them."""
 
 import logging
-import math
 import pickle
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -18,7 +17,7 @@ from .data.normalize import get_normalizer
 from .data.vocab import EOS, PAD, SOS, UNK, Vocab
 from .metrics import corpus_bleu, corpus_chrf
 from .model import Seq2Seq
-from .search import Hypothesis, beam_search, greedy, output_limits
+from .search import Hypothesis, beam_search, greedy_hypotheses, output_limits
 
 log = logging.getLogger(__name__)
 CHECKPOINT_KEY = "nmt"  # where a checkpoint keeps what translation needs
@@ -135,7 +134,7 @@ class Translator:
             src, src_len = batch["src"].to(device), batch["src_len"].to(device)
             limits = output_limits(src_len, max_output_ratio, max_output_offset)
             if beam_size == 1:
-                hyps = _greedy_hypotheses(*greedy(self.model, src, src_len, limits), limits)
+                hyps = greedy_hypotheses(self.model, src, src_len, limits, length_penalty)
             else:
                 hyps = beam_search(
                     self.model, src, src_len, limits, beam_size, length_penalty, nbest
@@ -169,18 +168,6 @@ class Translator:
     def translate(self, lines: Sequence[str], replace_unk: bool = False, **search) -> list[str]:
         """The best translation of each line (empty lines give empty strings)."""
         return [" ".join(self.output(t, 0, replace_unk)[0]) for t in self.search(lines, **search)]
-
-
-def _greedy_hypotheses(
-    tokens: torch.Tensor, attn: torch.Tensor, limits: torch.Tensor
-) -> list[list[Hypothesis]]:
-    """Greedy's padded (B, L) tokens as one unscored hypothesis per sentence, cut after EOS."""
-    out = []
-    for toks, w, limit in zip(tokens.tolist(), attn, limits.tolist(), strict=True):
-        toks = toks[:limit]
-        n = toks.index(EOS) + 1 if EOS in toks else limit
-        out.append([Hypothesis(toks[:n], math.nan, math.nan, w[:n])])
-    return out
 
 
 def quote_text_arg(arg: str) -> str:

@@ -60,17 +60,29 @@ class Decoder(nn.Module):
         top = (hidden[0] if isinstance(hidden, tuple) else hidden)[-1][:, None, :]  # (B, 1, H)
         return torch.cat([emb, top], dim=-1) if self.query_emb else top
 
+    def _attend(self, query: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attention for queries (R, T, Q). R may be a multiple g of the memory's batch B: then
+        rows ``b*g .. b*g+g-1`` (e.g. the beams of sentence b) share sentence b's memory."""
+        rows, batch = query.size(0), memory.keys.size(0)
+        if rows == batch:
+            return self.attention(query, memory.keys, memory.proj, memory.mask)
+        grouped = query.reshape(batch, -1, query.size(-1))  # (B, g*T, Q)
+        ctx, w = self.attention(grouped, memory.keys, memory.proj, memory.mask)
+        return ctx.reshape(rows, -1, ctx.size(-1)), w.reshape(rows, -1, w.size(-1))
+
     def step(
         self, y: torch.Tensor, hidden: Hidden, memory: Memory
     ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
-        """One step for previous tokens ``y`` (B,): feature (B, H), new hidden, weights (B, S)."""
+        """One step for previous tokens ``y`` (R,): feature (R, H), new hidden, weights (R, S).
+
+        R is the memory's batch size or a multiple of it (see ``_attend``)."""
         emb = self.dropout(self.embedding(y[:, None]))  # (B, 1, E)
         if self.attend_first:
-            ctx, w = self.attention(self._query(emb, hidden), memory.keys, memory.proj, memory.mask)
+            ctx, w = self._attend(self._query(emb, hidden), memory)
             out, hidden = self.rnn(torch.cat([emb, ctx], dim=-1), hidden)
         else:
             out, hidden = self.rnn(emb, hidden)
-            ctx, w = self.attention(out, memory.keys, memory.proj, memory.mask)
+            ctx, w = self._attend(out, memory)
         feat = torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
         return feat[:, 0], hidden, w[:, 0]
 
