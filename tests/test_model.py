@@ -137,3 +137,18 @@ def test_rows_sharing_a_sentence_memory_equal_rows_with_their_own_copy(attention
     copied = model.step(y, hidden, memory.index_select(rows))
     for a, b in zip(shared, copied, strict=True):
         torch.testing.assert_close(a, b)
+
+
+def test_padded_gru_encoder_equals_the_packed_one_with_gradients():
+    """The one-layer GRU's padded fast path gives the packed path's outputs, state and gradients."""
+    model, (src, src_len, _) = make(), padded_batch()
+    emb = model.encoder.embedding(src).detach().requires_grad_()
+    results = []
+    for path in (model.encoder.forward_padded, model.encoder.forward_packed):
+        emb.grad = None
+        out, hidden = path(emb, src_len)
+        (out.square().sum() + hidden.sin().sum()).backward()
+        results.append((out.detach(), hidden.detach(), emb.grad.clone()))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b)
+    assert results[0][0][0, 3:].abs().max() == 0  # zero at padding

