@@ -82,18 +82,20 @@ class Decoder(nn.Module):
             out, hidden = self.rnn(torch.cat([emb, ctx], dim=-1), hidden)
         else:
             out, hidden = self.rnn(emb, hidden)
-            ctx, w = self._attend(out, memory)
+            feat, w = self.features(out, memory)
+            return feat[:, 0], hidden, w[:, 0]
         feat = torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
         return feat[:, 0], hidden, w[:, 0]
 
-    def forward_teacher(
-        self, tgt_in: torch.Tensor, hidden: Hidden, memory: Memory
-    ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
-        """Known inputs (B, T) in one RNN call (Luong only): features (B, T, H), hidden, weights."""
+    def run(self, tgt_in: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
+        """Known inputs (B, T) in one RNN call (Luong only): RNN outputs (B, T, H), hidden."""
         assert not self.attend_first, "only output-attention decoders decode a sequence at once"
-        out, hidden = self.rnn(self.dropout(self.embedding(tgt_in)), hidden)
-        ctx, w = self.attention(out, memory.keys, memory.proj, memory.mask)
-        return torch.tanh(self.combine(torch.cat([out, ctx], dim=-1))), hidden, w
+        return self.rnn(self.dropout(self.embedding(tgt_in)), hidden)
+
+    def features(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
+        """Luong: attention and output features (B, T, H) for RNN outputs (B, T, H), weights."""
+        ctx, w = self._attend(out, memory)
+        return torch.tanh(self.combine(torch.cat([out, ctx], dim=-1))), w
 
 
 __all__ = ["Decoder", "Memory", "map_hidden"]

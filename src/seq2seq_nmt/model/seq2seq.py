@@ -98,8 +98,11 @@ class Seq2Seq(nn.Module):
             feat, hidden, w = self.decoder.step(y, hidden, memory)
             feats.append(feat)
             attns.append(w)
-            if t + 1 < steps:
-                y = tgt_in[:, t + 1] if forced[t + 1] else self.generator(feat).argmax(-1)
+            if t + 1 < steps and forced[t + 1]:
+                y = tgt_in[:, t + 1]
+            elif t + 1 < steps:
+                with torch.no_grad():
+                    y = self.generator(feat).argmax(-1)
         feats = torch.stack(feats, dim=1)
         return self.generator(self.dropout(feats)), torch.stack(attns, dim=1)
 
@@ -107,17 +110,18 @@ class Seq2Seq(nn.Module):
         self, tgt_in: torch.Tensor, hidden: Hidden, memory: Memory, forced: list[bool]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Output-attention (Luong) decoders, whose RNN input is the previous token alone: a free
-        step and the forced steps after it run as one RNN call (all forced: one call in all)."""
+        step and the forced steps after it run as one RNN call (all forced: one call in all);
+        attention, features and logits then run once over the whole sequence."""
         starts = [t for t, f in enumerate(forced) if t == 0 or not f]
-        logits, attns, y = [], [], tgt_in[:, :1]
+        outs, y = [], tgt_in[:, :1]
         for start, end in zip(starts, [*starts[1:], len(forced)], strict=True):
-            inputs = torch.cat([y, tgt_in[:, start + 1 : end]], dim=1)
-            feats, hidden, w = self.decoder.forward_teacher(inputs, hidden, memory)
-            logits.append(self.generator(self.dropout(feats)))
-            attns.append(w)
-            if end < len(forced):
+            out, hidden = self.decoder.run(
+                torch.cat([y, tgt_in[:, start + 1 : end]], dim=1), hidden
+            )
+            outs.append(out)
+            if end < len(forced):  # the next run starts from this prediction
                 with torch.no_grad():
-                    y = self.generator(feats[:, -1:]).argmax(-1)
-        if len(logits) == 1:
-            return logits[0], attns[0]
-        return torch.cat(logits, dim=1), torch.cat(attns, dim=1)
+                    feat, _ = self.decoder.features(out[:, -1:], memory)
+                    y = self.generator(feat).argmax(-1)
+        feats, attn = self.decoder.features(torch.cat(outs, dim=1), memory)
+        return self.generator(self.dropout(feats)), attn
