@@ -249,6 +249,11 @@ def main() -> None:
         if args.ckpt:
             translator = Translator.from_checkpoint(args.ckpt)
             net, vocab = translator.model, translator.tgt_vocab
+            if translator.src_vocab.index2word != datamodule.src_vocab.index2word:
+                raise SystemExit(
+                    f"error: {args.ckpt} was trained on other data (its vocabulary differs); "
+                    "give a checkpoint of these settings, e.g. from bench/time_to_bleu.py"
+                )
         else:
             net, vocab = module.net, datamodule.tgt_vocab
         for beam in sorted({1, args.beam}):

@@ -5,7 +5,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF, make_cfg
+from conftest import CONF, FAST, make_cfg
 
 GROUPS = ["dataset", "model", "optimizer", "loss", "scheduler", "trainer", "logger", "callbacks"]
 
@@ -56,3 +56,21 @@ def test_command_line_overrides_reach_the_config(tmp_path):
     assert cfg.dataset.max_length == cfg.model.max_length == 12
     assert cfg.dataset.batch_size == 7 and cfg.teacher_forcing_ratio == 0.25
     assert instantiate(cfg.loss)(ignore_index=0).label_smoothing == 0.1
+
+
+@pytest.mark.parametrize(("precision", "fused"), [("32-true", True), ("bf16-mixed", False)])
+def test_adam_is_fused_except_under_mixed_precision(tmp_path, precision, fused):
+    cfg = make_cfg(tmp_path, f"trainer.precision={precision}")
+    opt = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
+    assert bool(opt.defaults["fused"]) is fused
+
+
+def test_mixed_precision_with_gradient_clipping_trains_on_cpu(tmp_path):
+    """The unfused default under bf16-mixed: Lightning refuses a fused step with clipping there."""
+    from seq2seq_nmt.training import train
+
+    overrides = [*FAST, "logger=csv", "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0",
+                 "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1",
+                 "test=false", "model.emb_size=16", "model.hidden_size=16"]  # fmt: skip
+    metrics = train(make_cfg(tmp_path, *overrides))
+    assert torch.isfinite(torch.tensor(metrics["train/loss"]))

@@ -22,5 +22,14 @@ def rank_zero(value, other=None):
     return value if is_rank_zero() else other
 
 
+def not_mixed(precision) -> bool:
+    """``${not_mixed:${trainer.precision}}``: False for an autocast (``*-mixed``) precision.
+
+    Fused optimizers unscale gradients inside their step, which Lightning's mixed precision with
+    gradient clipping refuses; in full precision they are the fastest on CPU and GPU alike."""
+    return not str(precision).endswith("-mixed")
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("rank_zero", rank_zero, replace=True)
+    OmegaConf.register_new_resolver("not_mixed", not_mixed, replace=True)
