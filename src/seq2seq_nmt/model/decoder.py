@@ -82,10 +82,8 @@ class Decoder(nn.Module):
             out, hidden = self.rnn(torch.cat([emb, ctx], dim=-1), hidden)
         else:
             out, hidden = self.rnn(emb, hidden)
-            feat, w = self.features(out, memory)
-            return feat[:, 0], hidden, w[:, 0]
-        feat = torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
-        return feat[:, 0], hidden, w[:, 0]
+            ctx, w = self._attend(out, memory)
+        return self._combine(out, ctx)[:, 0], hidden, w[:, 0]
 
     def run(self, tgt_in: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
         """Known inputs (B, T) in one RNN call (Luong only): RNN outputs (B, T, H), hidden."""
@@ -95,7 +93,11 @@ class Decoder(nn.Module):
     def features(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
         """Luong: attention and output features (B, T, H) for RNN outputs (B, T, H), weights."""
         ctx, w = self._attend(out, memory)
-        return torch.tanh(self.combine(torch.cat([out, ctx], dim=-1))), w
+        return self._combine(out, ctx), w
+
+    def _combine(self, out: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        """The output feature ``tanh(W [rnn_out; context])``."""
+        return torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
 
 
 __all__ = ["Decoder", "Memory", "map_hidden"]

@@ -72,7 +72,8 @@ class Encoder(nn.Module):
         never sees the padding after it, and the final state is the output at the last real
         token. On CPU this runs through oneDNN, about 1.4x faster than a packed sequence."""
         out, _ = self.rnn(emb)
-        real = torch.arange(emb.size(1), device=emb.device) < src_len.to(emb.device)[:, None]
+        lengths = src_len.to(emb.device)
+        real = torch.arange(emb.size(1), device=emb.device) < lengths[:, None]
         out = out * real[..., None]
-        last = out[torch.arange(out.size(0), device=out.device), src_len.to(out.device) - 1]
+        last = out[torch.arange(out.size(0), device=emb.device), lengths - 1]
         return out, last[None].contiguous()

@@ -98,13 +98,15 @@ class Seq2Seq(nn.Module):
             feat, hidden, w = self.decoder.step(y, hidden, memory)
             feats.append(feat)
             attns.append(w)
-            if t + 1 < steps and forced[t + 1]:
-                y = tgt_in[:, t + 1]
-            elif t + 1 < steps:
-                with torch.no_grad():
-                    y = self.generator(feat).argmax(-1)
+            if t + 1 < steps:
+                y = tgt_in[:, t + 1] if forced[t + 1] else self._predict(feat)
         feats = torch.stack(feats, dim=1)
         return self.generator(self.dropout(feats)), torch.stack(attns, dim=1)
+
+    @torch.no_grad()
+    def _predict(self, feat: torch.Tensor) -> torch.Tensor:
+        """The argmax token of features ``feat``: a free-running step's next input."""
+        return self.generator(feat).argmax(-1)
 
     def _decode_runs(
         self, tgt_in: torch.Tensor, hidden: Hidden, memory: Memory, forced: list[bool]
@@ -121,7 +123,6 @@ class Seq2Seq(nn.Module):
             outs.append(out)
             if end < len(forced):  # the next run starts from this prediction
                 with torch.no_grad():
-                    feat, _ = self.decoder.features(out[:, -1:], memory)
-                    y = self.generator(feat).argmax(-1)
+                    y = self._predict(self.decoder.features(out[:, -1:], memory)[0])
         feats, attn = self.decoder.features(torch.cat(outs, dim=1), memory)
         return self.generator(self.dropout(feats)), attn
