@@ -16,12 +16,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from seq2seq_nmt.data.preprocess import assign_splits, clean_pairs, source_key
+from seq2seq_nmt.data.preprocess import clean_pairs
+from seq2seq_nmt.data.split import split_pairs
 from seq2seq_nmt.metrics import corpus_bleu
 from seq2seq_nmt.translation import Translator
 
@@ -38,9 +38,7 @@ def test_split() -> list[tuple[str, str]]:
     s = dm.settings()
     pairs = list(clean_pairs(dm.corpus.pairs(Counter()), s.normalization, s.direction,
                              s.max_length, s.prefixes, Counter()))  # fmt: skip
-    keys = np.array([source_key(src) for src, _ in pairs], dtype=np.uint64)
-    split = assign_splits(keys, s.val_size, s.test_size, s.seed)
-    test = [p for p, k in zip(pairs, split, strict=True) if k == 2]
+    test = split_pairs(pairs, s.val_size, s.test_size, s.seed)[2]
     dm.setup("test")
     if [t for _, t in test] != list(dm.datasets["test"].refs):
         raise SystemExit(

@@ -16,7 +16,8 @@ from seq2seq_nmt.data.cache import Ragged, Settings, prepare
 from seq2seq_nmt.data.corpus import TabCorpus
 from seq2seq_nmt.data.datamodule import PairDataset, TranslationDataModule, collate
 from seq2seq_nmt.data.download import CorpusError
-from seq2seq_nmt.data.preprocess import filter_pairs, per_side, split_by_source
+from seq2seq_nmt.data.preprocess import filter_pairs, per_side
+from seq2seq_nmt.data.split import split_pairs
 from seq2seq_nmt.data.vocab import UNK, Vocab
 
 SUBJECTS = ["I am", "You are", "He is", "We are", "She is", "They are"]
@@ -64,7 +65,7 @@ def test_streamed_result_equals_the_plain_pipeline(tmp_path):
     pairs = filter_pairs(
         TabCorpus(tmp_path / "c.txt").pairs(Counter()), "tutorial", "en-fr", 10, None, Counter()
     )
-    train, val, test = split_by_source(pairs, 0.1, 0.1, 3)
+    train, val, test = split_pairs(pairs, 0.1, 0.1, 3)
     src_vocab = Vocab.build((s for s, _ in train), 2)
     tgt_vocab = Vocab.build((t for _, t in train), 2)
     assert dm.src_vocab.index2word == src_vocab.index2word
@@ -108,10 +109,10 @@ def _job(path, cache, out) -> None:
     out.put((data.key, len(data.splits["train"][0])))
 
 
-def _slow_counted_build(corpus, settings, out):
+def _slow_counted_build(corpus, settings, out, eval_sets=None):
     (out.parent.parent / f"built-{os.getpid()}").touch()
     time.sleep(0.3)  # the other jobs reach the lock meanwhile
-    return ORIGINAL_BUILD(corpus, settings, out)
+    return ORIGINAL_BUILD(corpus, settings, out, eval_sets)
 
 
 ORIGINAL_BUILD = cache_mod.build

@@ -12,7 +12,8 @@ from seq2seq_nmt.data.cache import Settings, prepare
 from seq2seq_nmt.data.corpus import ConcatCorpus, EuroparlCorpus, TabCorpus, count_lines
 from seq2seq_nmt.data.download import CorpusError
 from seq2seq_nmt.data.normalize import normalize_europarl, normalize_tutorial
-from seq2seq_nmt.data.preprocess import TUTORIAL_PREFIXES, split_by_source
+from seq2seq_nmt.data.preprocess import ARTICLE_PREFIXES, TUTORIAL_PREFIXES
+from seq2seq_nmt.data.split import split_pairs
 from seq2seq_nmt.data.vocab import UNK
 
 DROPS = ("dropped_empty_side", "dropped_too_long", "dropped_by_prefix")
@@ -118,16 +119,55 @@ def test_both_is_the_two_corpora_concatenated(tutorial_dm, tmp_path):
     assert sum(len(src) for src, _, _ in both.splits.values()) == both.stats["pairs_kept"]
 
 
-def test_splits_are_disjoint_by_source_on_tatoeba(tutorial_dm, direct_pairs):
+def test_splits_are_disjoint_on_both_sides_on_tatoeba(tutorial_dm, direct_pairs):
     _, pairs = direct_pairs
-    assert (
-        max(Counter(s for s, _ in pairs).values()) > 1
-    )  # Tatoeba: several translations per source
-    sources = [{s for s, _ in split} for split in split_by_source(pairs, 0.05, 0.05, 7)]
-    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
-    seen = {tuple(x) for x in tutorial_dm.datasets["train"].src}
-    for name in ("val", "test"):  # with min_freq=1 a source without UNK is spelled exactly
-        assert not {tuple(x) for x in tutorial_dm.datasets[name].src if UNK not in x} & seen
+    for side in (0, 1):  # Tatoeba: several translations per source, and per target
+        assert max(Counter(p[side] for p in pairs).values()) > 1
+    for side in (0, 1):
+        seen = [{p[side] for p in split} for split in split_pairs(pairs, 0.05, 0.05, 7)]
+        assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    train = tutorial_dm.datasets["train"]
+    sources, targets = ({tuple(x) for x in seqs} for seqs in (train.src, train.tgt))
+    train_refs = {" ".join(tutorial_dm.tgt_vocab.decode(t)) for t in train.tgt}
+    for name in ("val", "test"):  # with min_freq=1 a sentence without UNK is spelled exactly
+        ds = tutorial_dm.datasets[name]
+        assert not {tuple(x) for x in ds.src if UNK not in x} & sources
+        assert not {tuple(x) for x in ds.tgt if UNK not in x} & targets
+        assert not set(ds.refs) & train_refs  # the references themselves, as strings
+        overlap = tutorial_dm.split_report["overlap"][name]
+        assert overlap == {"src_in_train_pct": 0.0, "tgt_in_train_pct": 0.0}
+
+
+def test_article_filter_keeps_the_articles_pairs(shared_data, tmp_path):
+    """The article's 59 prefixes and max_length 12 on the tutorial file, against a plain loop."""
+    lines = (shared_data / "tutorial" / "eng-fra.txt").read_text(encoding="utf-8").splitlines()
+    direct = 0
+    for line in lines:
+        en, fr = (normalize_tutorial(s) for s in line.split("\t")[:2])
+        long = max(len(en.split()), len(fr.split())) >= 12
+        direct += bool(en and fr and not long and en.startswith(ARTICLE_PREFIXES))
+    over = ("dataset=tutorial", "dataset.prefixes=article", "dataset.max_length=12")
+    dm = instantiate(make_cfg(tmp_path, *over, "dataset.cache_dir=null", *offline()).dataset)
+    dm.setup()
+    assert sum(len(ds) for ds in dm.datasets.values()) == direct == 25164
+    assert dm.split_report["groups"] < direct and dm.split_report["largest_group"] > 1
+
+
+def test_external_test_set_replaces_the_slice_and_is_removed_from_training(shared_data, tmp_path):
+    lines = (shared_data / "tutorial" / "eng-fra.txt").read_text(encoding="utf-8").splitlines()
+    test_file = tmp_path / "test.tsv"
+    test_file.write_text("\n".join(lines[5000:5200]) + "\n", encoding="utf-8")
+    over = ("dataset=tutorial", "+dataset/corpus@dataset.test_corpus=tutorial",
+            f"dataset.test_corpus.path={test_file}", "dataset.cache_dir=null")  # fmt: skip
+    dm = instantiate(make_cfg(tmp_path, *over, *offline()).dataset)
+    dm.setup()
+    report, test = dm.split_report, dm.datasets["test"]
+    assert 0 < len(test) <= 200 and report["train_pairs_removed_for_test"] > 0
+    assert report["overlap"]["test"] == {"src_in_train_pct": 0.0, "tgt_in_train_pct": 0.0}
+    expected = {normalize_tutorial(ln.split("\t")[0]) for ln in lines[5000:5200]}
+    assert set(test.refs) <= expected  # fr-en: the references are the English side
+    train_refs = {" ".join(dm.tgt_vocab.decode(t)) for t in dm.datasets["train"].tgt}
+    assert not set(test.refs) & train_refs
 
 
 def test_misaligned_europarl_files_are_one_clear_error(tmp_path):

@@ -10,8 +10,9 @@ from seq2seq_nmt.data import sampler as sampler_mod
 from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH, SampleCorpus, TabCorpus
 from seq2seq_nmt.data.normalize import get_normalizer, normalize_tutorial
-from seq2seq_nmt.data.preprocess import filter_pairs, split_by_source
+from seq2seq_nmt.data.preprocess import ARTICLE_PREFIXES, TUTORIAL_PREFIXES, filter_pairs
 from seq2seq_nmt.data.sampler import BucketBatchSampler
+from seq2seq_nmt.data.split import group_ids, split_pairs
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS, UNK, Vocab
 
 
@@ -68,14 +69,34 @@ def test_filters_and_direction():
     ]
 
 
-def test_split_is_deterministic_and_by_source():
-    pairs = [(f"s{i % 40}", f"t{i}") for i in range(200)]  # each source has 5 translations
-    a = split_by_source(pairs, 0.1, 5, seed=3)
-    assert a == split_by_source(pairs, 0.1, 5, seed=3)
-    assert a != split_by_source(pairs, 0.1, 5, seed=4)
-    sources = [{s for s, _ in split} for split in a]
-    assert not (sources[0] & sources[1] or sources[0] & sources[2] or sources[1] & sources[2])
-    assert (len(sources[1]), len(sources[2])) == (4, 5) and sum(map(len, a)) == 200
+def test_split_is_deterministic_and_disjoint_on_both_sides():
+    # Tatoeba's shape: a source with several translations, and targets shared by several sources
+    pairs = [(f"s{i % 40}", f"t{i % 70}") for i in range(200)] + [
+        (f"u{i}", f"v{i}") for i in range(60)
+    ]
+    a = split_pairs(pairs, 0.1, 5, seed=3)
+    assert a == split_pairs(pairs, 0.1, 5, seed=3)
+    assert a != split_pairs(pairs, 0.1, 5, seed=4)
+    for side in (0, 1):
+        seen = [{p[side] for p in split} for split in a]
+        assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    assert (len(a[1]), len(a[2])) == (26, 5) and sum(map(len, a)) == 260
+
+
+def test_groups_link_pairs_through_either_side():
+    keys = np.array([[1, 10], [1, 11], [2, 11], [3, 12], [4, 13], [5, 13]], dtype=np.uint64)
+    groups = group_ids(keys[:, 0], keys[:, 1]).tolist()
+    assert groups[0] == groups[1] == groups[2]  # 1-10, 1-11 share a source; 1-11, 2-11 a target
+    assert groups[4] == groups[5] and len({groups[0], groups[3], groups[4]}) == 3
+
+
+def test_article_prefix_list_is_the_articles():
+    assert len(ARTICLE_PREFIXES) == 59 and ARTICLE_PREFIXES[:12] == TUTORIAL_PREFIXES
+    for p in ("did you", "it was", "i thought", "he was", "i had", "i just", "have you", "no one",
+              "i am", "you re very", "why don t", "i can"):  # fmt: skip
+        assert p in ARTICLE_PREFIXES
+    for p in ("that is", "there is", "where is", "let s "):  # not in the article's list
+        assert p not in ARTICLE_PREFIXES
 
 
 def test_collate_pads_with_pad_and_shifts_target():
@@ -155,3 +176,17 @@ def test_sample_corpus_matches_its_generator():
 def test_collate_tensors_are_long():
     b = collate([(np.array([4, EOS]), np.array([4, EOS]), None)])
     assert b["src"].dtype == torch.long and b["refs"] is None
+
+
+def test_sampler_with_replacement_draws_uniformly_and_resumes():
+    lengths = np.arange(1, 201) % 7 + 1
+    s = BucketBatchSampler(lengths, 1, seed=5, replacement=True)
+    drawn = [i for batch in s for i in batch]
+    assert len(drawn) == len(s) == 200 and len(set(drawn)) < 200  # repeats, and gaps
+    again = BucketBatchSampler(lengths, 1, seed=5, replacement=True)
+    assert [i for b in again for i in b] == drawn  # epoch 0 of the same seed
+    assert [i for b in s for i in b] != drawn  # the next epoch draws anew
+    counts = np.bincount(
+        [i for e in range(50) for b in (s.set_epoch(e) or s) for i in b], minlength=200
+    )
+    assert counts.min() > 10 and counts.max() < 100  # about 50 each: uniform, not by length

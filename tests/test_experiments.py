@@ -46,15 +46,24 @@ def test_optuna_search_composes_over_the_four_hyperparameters():
     }  # fmt: skip
 
 
+# The tutorial's trainIters(..., 75000): one pair a step, drawn with replacement, teacher forcing
+# drawn per pair, the loss summed over the target tokens, no clipping.
+ONE_PAIR_A_STEP = {"batch_size": 1, "dataset.sampling": "replacement", "trainer.max_steps": 75000,
+                   "teacher_forcing_mode": "sequence", "loss.reduction": "sum",
+                   "trainer.gradient_clip_val": None}  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("preset", "expected"),
     [
         ("tutorial", {"dataset.max_length": 10, "dataset.prefixes": "tutorial", "optimizer.lr": 0.01,
                       "optimizer._target_": "torch.optim.SGD", "loss._target_": "seq2seq_nmt.losses.NLLLoss",
-                      "teacher_forcing_ratio": 0.5, "model.hidden_size": 256, "model.attention": "tutorial"}),
+                      "teacher_forcing_ratio": 0.5, "model.hidden_size": 256, "model.attention": "tutorial",
+                      **ONE_PAIR_A_STEP}),
         ("article", {"dataset.max_length": 12, "dataset.prefixes": "article", "optimizer._target_":
-                     "torch.optim.Adagrad", "loss._target_": "torch.nn.CrossEntropyLoss",
-                     "teacher_forcing_ratio": 0.5, "model.hidden_size": 256}),
+                     "torch.optim.Adagrad", "optimizer.lr": 0.01, "loss._target_": "torch.nn.CrossEntropyLoss",
+                     "teacher_forcing_ratio": 0.5, "model.hidden_size": 256, "model.attention": "tutorial",
+                     "dataset.corpus._target_": "seq2seq_nmt.data.corpus.ConcatCorpus", **ONE_PAIR_A_STEP}),
         ("best", {"dataset.max_length": 12, "dataset.prefixes": "article", "optimizer.lr": 0.003,
                   "model.attention": "luong_general", "teacher_forcing_ratio": 1.0}),
     ],

@@ -152,3 +152,58 @@ def test_padded_gru_encoder_equals_the_packed_one_with_gradients():
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b)
     assert results[0][0][0, 3:].abs().max() == 0  # zero at padding
+
+
+@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize(
+    "levers",
+    [{"deep_output": True}, {"bridge": True, "bidirectional": True}, {"tie_embeddings": True}],
+)
+def test_levers_train_and_decode_alike(attention, levers):
+    """Teacher-forced training logits equal step-by-step decoding's with each lever on."""
+    model = make(attention, **levers)
+    src, src_len, tgt_in = padded_batch()
+    forced, _ = model(src, src_len, tgt_in, 1.0)
+    memory, hidden = model.encode(src, src_len)
+    steps = []
+    for t in range(tgt_in.size(1)):
+        out, hidden, _ = model.step(tgt_in[:, t], hidden, memory)
+        steps.append(out)
+    assert torch.allclose(forced, torch.stack(steps, 1), atol=1e-5)
+
+
+def test_levers_change_the_network():
+    plain, deep = make("luong_general"), make("luong_general", deep_output=True)
+    assert deep.decoder.combine.in_features == plain.decoder.combine.in_features + 16
+    src, src_len, _ = padded_batch()
+    bridged = make(bridge=True)
+    _, hidden = bridged.encode(src, src_len)
+    assert not torch.allclose(hidden, bridged.encoder(src, src_len)[1])
+    tied = make(tie_embeddings=True)
+    assert tied.generator.weight is tied.decoder.embedding.weight
+    untied = make()
+    count = sum(p.numel() for p in tied.parameters())  # a shared tensor is counted once
+    assert count == sum(p.numel() for p in untied.parameters()) - untied.generator.weight.numel()
+    with pytest.raises(ValueError, match="tie_embeddings needs emb_size == hidden_size"):
+        make(tie_embeddings=True, emb_size=8)
+
+
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general"])
+def test_teacher_forcing_per_sequence_is_all_or_nothing(attention):
+    model = make(attention)
+    src, src_len, tgt_in = padded_batch()
+    forced, _ = model(src, src_len, tgt_in, 1.0)
+    free, _ = model(src, src_len, tgt_in, 0.0)
+    seen = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        out, _ = model(src, src_len, tgt_in, 0.5, per_sequence=True)
+        kind = (
+            "forced"
+            if torch.allclose(out, forced)
+            else "free"
+            if torch.allclose(out, free)
+            else "mixed"
+        )
+        seen.add(kind)
+    assert seen == {"forced", "free"}

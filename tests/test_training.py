@@ -1,5 +1,6 @@
 """End to end on the sample corpus: training lowers the loss, logs BLEU, and checkpoints translate."""
 
+import json
 import subprocess
 import sys
 
@@ -128,3 +129,10 @@ def test_loggers_and_callbacks_instantiate(tmp_path):
     cfg = make_cfg(tmp_path, "logger=csv")
     kinds = {type(x).__name__ for x in instantiate_all(cfg.callbacks) + instantiate_all(cfg.logger)}
     assert {"ModelCheckpoint", "LearningRateMonitor", "TQDMProgressBar", "CSVLogger"} <= kinds
+
+
+def test_metrics_json_records_that_val_and_test_share_no_sentence_with_training(trained_run):
+    metrics = json.loads((trained_run / "metrics.json").read_text())["metrics"]
+    for name in ("val", "test"):
+        assert metrics[f"data/{name}_src_in_train_pct"] == 0.0
+        assert metrics[f"data/{name}_tgt_in_train_pct"] == 0.0

@@ -18,6 +18,7 @@ from .search import greedy, output_limits
 from .translation import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)
+TEACHER_FORCING_MODES = ("step", "sequence")
 
 
 class TranslationModule(pl.LightningModule):
@@ -37,6 +38,7 @@ class TranslationModule(pl.LightningModule):
         optimizer: Callable[..., torch.optim.Optimizer],
         loss: Callable[..., torch.nn.Module],
         teacher_forcing_ratio: float = 0.5,
+        teacher_forcing_mode: str = "step",
         scheduler: Callable[..., Any] | None = None,
         num_samples: int = 5,
     ):
@@ -45,6 +47,12 @@ class TranslationModule(pl.LightningModule):
             raise ValueError(
                 f"teacher_forcing_ratio must be in [0, 1], got {teacher_forcing_ratio}"
             )
+        if teacher_forcing_mode not in TEACHER_FORCING_MODES:
+            raise ValueError(
+                f"teacher_forcing_mode must be one of {TEACHER_FORCING_MODES}, "
+                f"got {teacher_forcing_mode!r}"
+            )
+        self.per_sequence = teacher_forcing_mode == "sequence"
         self.net, self.net_config = net, net_config
         self.src_vocab, self.tgt_vocab, self.data_config = src_vocab, tgt_vocab, data_config
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
@@ -53,8 +61,9 @@ class TranslationModule(pl.LightningModule):
         self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
         self._outputs: list[tuple[str, str, str]] = []
 
-    def forward(self, batch: dict, teacher_forcing_ratio: float = 1.0):
-        return self.net(batch["src"], batch["src_len"], batch["tgt_in"], teacher_forcing_ratio)
+    def forward(self, batch: dict, teacher_forcing_ratio: float = 1.0, per_sequence: bool = False):
+        src, src_len, tgt_in = batch["src"], batch["src_len"], batch["tgt_in"]
+        return self.net(src, src_len, tgt_in, teacher_forcing_ratio, per_sequence)
 
     def on_train_epoch_start(self) -> None:
         """A new order for each epoch: Lightning's own ``set_epoch`` reaches only a batch
@@ -64,7 +73,7 @@ class TranslationModule(pl.LightningModule):
             sampler.set_epoch(self.current_epoch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        logits, _ = self(batch, self.teacher_forcing_ratio)
+        logits, _ = self(batch, self.teacher_forcing_ratio, self.per_sequence)
         loss = self.criterion(logits.flatten(0, 1), batch["tgt_out"].flatten())
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
         return loss

@@ -34,9 +34,19 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, TranslationModule]:
         optimizer=instantiate(cfg.optimizer),
         loss=instantiate(cfg.loss),
         teacher_forcing_ratio=cfg.teacher_forcing_ratio,
+        teacher_forcing_mode=cfg.get("teacher_forcing_mode", "step"),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
     return datamodule, module
+
+
+def split_metrics(report: dict) -> dict[str, float]:
+    """``data/<split>_<side>_in_train_pct``: how much of val/test also occurs in training."""
+    return {
+        f"data/{name}_{key}": value
+        for name, shares in report.get("overlap", {}).items()
+        for key, value in shares.items()
+    }
 
 
 def instantiate_all(group: DictConfig | None) -> list:
@@ -89,6 +99,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     record_provenance(run_dir, datamodule, Path(cfg.paths.root_dir), ckpt_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics |= split_metrics(datamodule.split_report)
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics["val/bleu"] = float(ckpt.best_model_score)

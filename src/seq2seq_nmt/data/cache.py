@@ -30,12 +30,13 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from .download import CorpusError
-from .preprocess import assign_splits, clean_pairs, source_key
+from .preprocess import clean_pairs
+from .split import TRAIN, assign_splits, overlap, sentence_key
 from .vocab import EOS, SPECIALS, UNK, Vocab
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2  # bump whenever the preprocessing output changes for the same settings
+FORMAT = 3  # bump whenever the preprocessing output changes for the same settings
 SPLITS = ("train", "val", "test")
 SIDES = ("src", "tgt")
 BLOCK = 1 << 18  # pairs per buffered write and per numpy pass
@@ -85,23 +86,36 @@ class Prepared:
     splits: dict[str, tuple[Ragged, Ragged, list[str] | None]]
     stats: Counter
     oov: dict[str, float | None]  # validation OOV rate per side
+    split_report: dict  # groups, pairs removed for external sets, val/test overlap with training
 
 
-def cache_key(corpus: Any, settings: Settings) -> str | None:
-    """Hash of the corpus identity (files, sizes, times) and settings; None when the corpus has no
-    ``identity()`` (then nothing is cached)."""
-    if not hasattr(corpus, "identity"):
+def cache_key(
+    corpus: Any, settings: Settings, eval_sets: dict[str, Any] | None = None
+) -> str | None:
+    """Hash of the corpus identity (files, sizes, times), the external evaluation sets' and the
+    settings; None when a corpus has no ``identity()`` (then nothing is cached)."""
+    corpora = {"corpus": corpus, **(eval_sets or {})}
+    if not all(hasattr(c, "identity") for c in corpora.values()):
         return None
-    blob = json.dumps({"format": FORMAT, "corpus": corpus.identity(), **asdict(settings)})
+    ids = {name: c.identity() for name, c in corpora.items()}
+    blob = json.dumps({"format": FORMAT, **ids, **asdict(settings)})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def prepare(corpus: Any, settings: Settings, cache_dir: str | Path | None = None) -> Prepared:
-    """Load the cached preprocessing of ``corpus`` with ``settings``, building it first if needed."""
-    key = cache_key(corpus, settings)
+def prepare(
+    corpus: Any,
+    settings: Settings,
+    cache_dir: str | Path | None = None,
+    eval_sets: dict[str, Any] | None = None,
+) -> Prepared:
+    """Load the cached preprocessing of ``corpus`` with ``settings``, building it first if needed.
+
+    ``eval_sets``: external corpora for ``val`` and/or ``test`` (see ``split.assign_splits``)."""
+    eval_sets = {k: v for k, v in (eval_sets or {}).items() if v is not None}
+    key = cache_key(corpus, settings, eval_sets)
     if key is None or cache_dir is None:
         with tempfile.TemporaryDirectory(prefix="seq2seq-nmt-") as tmp:
-            build(corpus, settings, Path(tmp))
+            build(corpus, settings, Path(tmp), eval_sets)
             return load(Path(tmp), key, mmap=False)
     final = Path(cache_dir) / key
     if final.is_dir():
@@ -114,7 +128,7 @@ def prepare(corpus: Any, settings: Settings, cache_dir: str | Path | None = None
                 shutil.rmtree(tmp, ignore_errors=True)  # left by a crashed job of the same pid
                 tmp.mkdir()
                 try:
-                    build(corpus, settings, tmp)
+                    build(corpus, settings, tmp, eval_sets)
                     os.rename(tmp, final)
                 except BaseException:
                     shutil.rmtree(tmp, ignore_errors=True)
@@ -145,11 +159,12 @@ class _WordIds(dict):
         return i
 
 
-def _encode(pairs: Iterable[tuple[str, str]], out: Path) -> tuple[dict, np.ndarray, dict]:
-    """Stream (src, tgt) pairs to ``out/<side>.tmp`` as provisional ids with EOS; return the words
-    of each side by id, the source hash of each pair, and each side's offsets."""
+def _encode(pairs: Iterable[tuple[str, str]], out: Path) -> tuple[dict, dict, dict]:
+    """Stream (src, tgt) pairs to ``out/<side>.tmp`` as provisional ids with EOS; return, per
+    side, the words by id, each pair's sentence hash and the offsets."""
     ids = {side: _WordIds() for side in SIDES}
-    keys, lengths = array("Q"), {side: array("q") for side in SIDES}
+    keys = {side: array("Q") for side in SIDES}
+    lengths = {side: array("q") for side in SIDES}
     bufs = {side: array("i") for side in SIDES}
     files = {side: (out / f"{side}.tmp").open("wb") for side in SIDES}
 
@@ -160,8 +175,8 @@ def _encode(pairs: Iterable[tuple[str, str]], out: Path) -> tuple[dict, np.ndarr
 
     try:
         for n, pair in enumerate(pairs, 1):
-            keys.append(source_key(pair[0]))
             for side, sentence in zip(SIDES, pair, strict=True):
+                keys[side].append(sentence_key(sentence))
                 side_ids = ids[side]
                 seq = [side_ids[w] for w in sentence.split()]
                 seq.append(EOS)
@@ -175,7 +190,26 @@ def _encode(pairs: Iterable[tuple[str, str]], out: Path) -> tuple[dict, np.ndarr
             f.close()
     words = {side: [*SPECIALS, *ids[side]] for side in SIDES}
     offsets = {side: np.concatenate([[0], np.cumsum(lengths[side])]) for side in SIDES}
-    return words, np.frombuffer(keys, dtype=np.uint64), offsets
+    hashes = {side: np.frombuffer(keys[side], dtype=np.uint64) for side in SIDES}
+    return words, hashes, offsets
+
+
+def _pairs(
+    corpus: Any, eval_sets: dict[str, Any], s: Settings, stats: Counter, origin: array
+) -> Iterator[tuple[str, str]]:
+    """The corpus's cleaned pairs, then each external evaluation set's (cleaned alike, without the
+    prefix filter, counted under ``<split>_...``); each pair's origin split id goes to ``origin``."""
+    parts = [(TRAIN, corpus, s.prefixes)]
+    parts += [(SPLITS.index(name), c, None) for name, c in eval_sets.items()]
+    for k, part, prefixes in parts:
+        counts = stats if k == TRAIN else Counter()
+        for pair in clean_pairs(
+            part.pairs(counts), s.normalization, s.direction, s.max_length, prefixes, counts
+        ):
+            origin.append(k)
+            yield pair
+        if k != TRAIN:
+            stats.update({f"{SPLITS[k]}_{name}": n for name, n in counts.items()})
 
 
 def _blocks(
@@ -218,7 +252,8 @@ def _write_side(
                 mapped[token_split == k].tofile(f)
             unk += int(np.count_nonzero(mapped[token_split == 1] == UNK))
             local = offsets[first : first + BLOCK + 1] - offsets[first]
-            for j in np.flatnonzero(split[first : first + BLOCK]) if side == "tgt" else ():
+            block = split[first : first + BLOCK]
+            for j in np.flatnonzero((block == 1) | (block == 2)) if side == "tgt" else ():
                 seq = tokens[local[j] : local[j + 1] - 1].tolist()
                 sentences[int(split[first + j])].append(" ".join(words[t] for t in seq))
     finally:
@@ -228,21 +263,30 @@ def _write_side(
     return (unk / n_val if n_val else None), sentences
 
 
-def build(corpus: Any, settings: Settings, out: Path) -> None:
-    """Read, clean, filter, split, count and encode ``corpus`` into the folder ``out``."""
-    stats: Counter = Counter()
-    s = settings
-    pairs = clean_pairs(
-        corpus.pairs(stats), s.normalization, s.direction, s.max_length, s.prefixes, stats
-    )
+def build(
+    corpus: Any, settings: Settings, out: Path, eval_sets: dict[str, Any] | None = None
+) -> None:
+    """Read, clean, filter, split, count and encode ``corpus`` (and the external evaluation sets)
+    into the folder ``out``."""
+    stats, origin, s = Counter(), array("b"), settings
     log.info("preprocessing %s (once for these settings)", corpus.describe())
+    pairs = _pairs(corpus, eval_sets or {}, s, stats, origin)
     bar = tqdm(pairs, desc="preprocessing", unit=" pairs", mininterval=2, disable=None)
     words, keys, offsets = _encode(bar, out)
-    if not len(keys):
+    origin_ids = np.frombuffer(origin, dtype=np.int8)
+    if not np.any(origin_ids == TRAIN):
         raise CorpusError(
             f"{corpus.describe()}: no pairs left after cleaning and filtering ({dict(stats)})"
         )
-    split = assign_splits(keys, s.val_size, s.test_size, s.seed)
+    try:
+        split, report = assign_splits(
+            keys["src"], keys["tgt"], origin_ids, s.val_size, s.test_size, s.seed
+        )
+    except ValueError as e:
+        raise CorpusError(f"{corpus.describe()}: {e}") from None
+    if not np.any(split == TRAIN):
+        raise CorpusError(f"{corpus.describe()}: no training pairs left after removing overlaps")
+    report["overlap"] = overlap(keys["src"], keys["tgt"], split)
     vocabs, oov = {}, {}
     for i, side in enumerate(SIDES):
         tmp = out / f"{side}.tmp"
@@ -269,7 +313,8 @@ def build(corpus: Any, settings: Settings, out: Path) -> None:
         "settings": asdict(s),
         "stats": dict(stats),
     }
-    (out / "meta.json").write_text(json.dumps(meta | {"sizes": sizes, "oov": oov}, indent=1))
+    meta |= {"sizes": sizes, "oov": oov, "split": report}
+    (out / "meta.json").write_text(json.dumps(meta, indent=1))
 
 
 def load(path: Path, key: str | None, mmap: bool = True) -> Prepared:
@@ -293,4 +338,5 @@ def load(path: Path, key: str | None, mmap: bool = True) -> Prepared:
         splits,
         Counter(meta["stats"]),
         meta["oov"],
+        meta["split"],
     )

@@ -15,6 +15,27 @@ from .sampler import BucketBatchSampler
 from .vocab import Vocab
 
 log = logging.getLogger(__name__)
+SAMPLING = ("bucket", "replacement")
+
+
+def log_split(report: dict) -> None:
+    """Log how the splits were made and how much of val/test occurs in training (0.00% unless
+    an external set overlaps itself)."""
+    if "groups" in report:
+        log.info(
+            "split by sentence groups: %d groups, the largest %d pairs",
+            report["groups"], report["largest_group"],
+        )  # fmt: skip
+    for name in ("val", "test"):
+        if (removed := report.get(f"train_pairs_removed_for_{name}")) is not None:
+            log.info(
+                "%s: external set; %d training pairs sharing a sentence removed", name, removed
+            )
+        if (o := report["overlap"].get(name)) is not None:
+            log.info(
+                "%s sentences also in training: sources %.2f%%, targets %.2f%%",
+                name, o["src_in_train_pct"], o["tgt_in_train_pct"],
+            )  # fmt: skip
 
 
 class PairDataset(Dataset):
@@ -82,17 +103,26 @@ class TranslationDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | Path | None = None,
+        val_corpus: Any = None,
+        test_corpus: Any = None,
+        sampling: str = "bucket",
     ):
         """``min_freq``/``max_vocab_size``: one value, or per side ``{src: .., tgt: ..}`` (or per
         language ``{fr: .., en: ..}``). ``cache_dir``: where preprocessed data is cached (None:
-        rebuilt on every setup)."""
+        rebuilt on every setup). ``val_corpus``/``test_corpus``: external evaluation sets used
+        instead of a slice of ``corpus``. ``sampling``: ``bucket`` (each training pair once an
+        epoch) or ``replacement`` (pairs drawn with replacement, as the tutorial's loop does)."""
         super().__init__()
         self.corpus, self.normalization, self.direction = corpus, normalization, direction
         self.max_length, self.prefixes = max_length, prefixes
         self.val_size, self.test_size, self.seed = val_size, test_size, seed
         self.min_freq, self.max_vocab_size = min_freq, max_vocab_size
         self.batch_size, self.max_tokens, self.num_workers = batch_size, max_tokens, num_workers
-        self.cache_dir = cache_dir
+        self.cache_dir, self.eval_sets = cache_dir, {"val": val_corpus, "test": test_corpus}
+        if sampling not in SAMPLING:
+            raise ValueError(f"unknown sampling {sampling!r}; choose from {SAMPLING}")
+        self.sampling = sampling
+        self.split_report: dict = {}  # set by setup(): groups, removed pairs, overlap
         self.cache_key: str | None = None  # set by setup(): the preprocessed data's key
         self.src_vocab: Vocab | None = None
         self.tgt_vocab: Vocab | None = None
@@ -101,8 +131,9 @@ class TranslationDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        data = prepare(self.corpus, self.settings(), self.cache_dir)
+        data = prepare(self.corpus, self.settings(), self.cache_dir, self.eval_sets)
         self.cache_key, self.src_vocab, self.tgt_vocab = data.key, data.src_vocab, data.tgt_vocab
+        self.split_report = data.split_report
         self.datasets = {name: PairDataset(*split) for name, split in data.splits.items()}
         report(data.stats, self.corpus.describe())
         sizes = "/".join(str(len(ds)) for ds in self.datasets.values())
@@ -111,6 +142,7 @@ class TranslationDataModule(pl.LightningDataModule):
             "pairs train/val/test = %s; vocab src/tgt = %d/%d; validation OOV src/tgt = %s",
             sizes, len(self.src_vocab), len(self.tgt_vocab), oov,
         )  # fmt: skip
+        log_split(data.split_report)
 
     def settings(self) -> Settings:
         """The preprocessing settings (with the corpus files, they make the cache key)."""
@@ -132,8 +164,9 @@ class TranslationDataModule(pl.LightningDataModule):
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
         ds = self.datasets[name]
         sampler = BucketBatchSampler(
-            ds.lengths(), self.batch_size, self.max_tokens, shuffle, self.seed
-        )
+            ds.lengths(), self.batch_size, self.max_tokens, shuffle, self.seed,
+            replacement=shuffle and self.sampling == "replacement",
+        )  # fmt: skip
         return (ResumableLoader if shuffle else DataLoader)(
             ds,
             batch_sampler=sampler,

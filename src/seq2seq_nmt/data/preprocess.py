@@ -1,12 +1,9 @@
-"""From raw corpus pairs to normalised, filtered (source, target) pairs and deterministic splits."""
+"""From raw corpus pairs to normalised, filtered (source, target) pairs (splits: ``split``)."""
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
-
-import numpy as np
 
 from .normalize import get_normalizer
 
@@ -17,13 +14,19 @@ TUTORIAL_PREFIXES = (
     "i am ", "i m ", "he is", "he s ", "she is", "she s ",
     "you are", "you re ", "we are", "we re ", "they are", "they re ",
 )  # fmt: skip
-# The article's extension of that list: the tutorial's plus frequent openings of everyday speech.
-ARTICLE_PREFIXES = TUTORIAL_PREFIXES + (
-    "i don t", "do you", "i want", "i think", "tom is", "i have", "i can t", "i didn t",
-    "it is", "it s ", "this is", "that is", "that s ", "there is", "there s ", "you don t",
-    "we don t", "i will", "i ll ", "i was", "i need", "i like", "are you", "is it", "what is",
-    "what s ", "where is", "how are", "can you", "let s ", "i know", "i ve ", "i d ", "tom was",
+# The article's list, verbatim: the tutorial's twelve followed by its own fifty, lower-cased as its
+# code does (and as the normaliser leaves English); duplicates removed, giving 59 prefixes.
+_ARTICLE_EXTRA = (
+    "I don t", "Do you", "I want", "Are you", "I have", "I think", "I can t", "I was", "He is",
+    "I m not", "This is", "I just", "I didn t", "I am", "I thought", "I know", "Tom is", "I had",
+    "Did you", "Have you", "Can you", "He was", "You don t", "I d like", "It was", "You should",
+    "Would you", "I like", "It is", "She is", "You can t", "He has", "What do", "If you",
+    "I need", "No one", "You are", "You have", "I feel", "I really", "Why don t", "I hope",
+    "I will", "We have", "You re not", "You re very", "She was", "I love", "You must", "I can",
 )  # fmt: skip
+ARTICLE_PREFIXES = tuple(
+    dict.fromkeys(TUTORIAL_PREFIXES + tuple(p.lower() for p in _ARTICLE_EXTRA))
+)
 PREFIX_LISTS = {"tutorial": TUTORIAL_PREFIXES, "article": ARTICLE_PREFIXES, "none": None}
 
 DIRECTIONS = ("fr-en", "en-fr")
@@ -71,39 +74,6 @@ def clean_pairs(
 def filter_pairs(*args: Any) -> list[tuple[str, str]]:
     """``clean_pairs`` as a list."""
     return list(clean_pairs(*args))
-
-
-def source_key(sentence: str) -> int:
-    """A stable 64-bit hash of a sentence (the same in every process and run)."""
-    return int.from_bytes(hashlib.blake2b(sentence.encode(), digest_size=8).digest(), "little")
-
-
-def assign_splits(keys: np.ndarray, val: float | int, test: float | int, seed: int) -> np.ndarray:
-    """Split id (0 train, 1 val, 2 test) of each pair, given its source's ``source_key``.
-
-    The distinct sources are shuffled with ``seed``; the first ``val`` go to validation, the next
-    ``test`` to test (fractions of the distinct sources when < 1, else counts), so one source
-    never lands in two splits. Memory: a few bytes per pair, whatever the sentence lengths.
-    """
-    sources = np.unique(keys)
-    n_val, n_test = (int(x * len(sources)) if x < 1 else int(x) for x in (val, test))
-    if n_val + n_test >= len(sources):
-        raise ValueError(f"val+test ({n_val}+{n_test}) leave no training data of {len(sources)}")
-    order = np.random.default_rng(seed).permutation(len(sources))
-    split_of = np.zeros(len(sources), dtype=np.int8)
-    split_of[order[:n_val]], split_of[order[n_val : n_val + n_test]] = 1, 2
-    return split_of[np.searchsorted(sources, keys)]
-
-
-def split_by_source(
-    pairs: list[tuple[str, str]], val: float | int, test: float | int, seed: int
-) -> tuple[list, list, list]:
-    """Deterministic train/val/test split of (src, tgt) pairs by source sentence (``assign_splits``)."""
-    keys = np.fromiter((source_key(s) for s, _ in pairs), dtype=np.uint64, count=len(pairs))
-    splits: tuple[list, list, list] = ([], [], [])
-    for pair, k in zip(pairs, assign_splits(keys, val, test, seed), strict=True):
-        splits[k].append(pair)
-    return splits
 
 
 def per_side(value: Any, direction: str, default: Any = None) -> tuple[Any, Any]:

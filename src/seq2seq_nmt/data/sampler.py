@@ -15,7 +15,8 @@ def _world() -> tuple[int, int]:
 class BucketBatchSampler:
     """Batches of similar length, so padding stays small.
 
-    Each epoch (seeded by ``seed + epoch``) shuffles the indices, sorts pools of
+    Each epoch (seeded by ``seed + epoch``) shuffles the indices (or, with ``replacement``, draws
+    as many uniformly with replacement), sorts pools of
     ``pool_factor * batch_size`` by length, cuts them into batches of ``batch_size`` examples
     (or at most ``max_tokens`` padded tokens) and shuffles the batch order. Under
     ``torch.distributed`` each rank takes every ``world``-th batch, all ranks the same count.
@@ -31,11 +32,12 @@ class BucketBatchSampler:
         seed: int = 0,
         pool_factor: int = 50,
         drop_last: bool = False,
+        replacement: bool = False,
     ):
         self.lengths = np.asarray(lengths)
         self.batch_size, self.max_tokens = batch_size, max_tokens
         self.shuffle, self.seed, self.pool_factor = shuffle, seed, pool_factor
-        self.drop_last = drop_last
+        self.drop_last, self.replacement = drop_last, replacement
         self.epoch, self._consumed, self._resume_at = 0, 0, 0
         self._cache: tuple[tuple, list[np.ndarray]] | None = None
 
@@ -79,7 +81,8 @@ class BucketBatchSampler:
         if not self.shuffle:
             return self._shard(self._cut(np.argsort(self.lengths, kind="stable")))
         rng = np.random.default_rng(self.seed + self.epoch)
-        perm, pool = rng.permutation(len(self.lengths)), self.pool_factor * self.batch_size
+        n, pool = len(self.lengths), self.pool_factor * self.batch_size
+        perm = rng.integers(0, n, n) if self.replacement else rng.permutation(n)
         batches = []
         for i in range(0, len(perm), pool):
             chunk = perm[i : i + pool]

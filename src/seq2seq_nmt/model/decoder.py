@@ -28,7 +28,9 @@ class Decoder(nn.Module):
     ``attend_first`` (Bahdanau, tutorial): the previous hidden state queries the attention and the
     context is fed to the RNN with the embedding. Otherwise (Luong): the RNN runs first and its
     output queries the attention, so teacher-forced decoding is one recurrent call.
-    Each step yields a feature ``tanh(W [rnn_out; context])`` that the generator maps to logits.
+    Each step yields a feature ``tanh(W [rnn_out; context])`` that the generator maps to logits;
+    with ``deep_output`` the feature also reads the input embedding, ``tanh(W [rnn_out; context;
+    emb])`` (the deep output of Bahdanau et al.).
     """
 
     def __init__(
@@ -42,9 +44,11 @@ class Decoder(nn.Module):
         num_layers: int = 1,
         dropout: float = 0.0,
         cell: str = "gru",
+        deep_output: bool = False,
     ):
         super().__init__()
         self.attention, self.attend_first, self.query_emb = attention, attend_first, query_emb
+        self.deep_output = deep_output
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
         self.rnn = RNNS[cell](
@@ -54,7 +58,7 @@ class Decoder(nn.Module):
             batch_first=True,
             dropout=dropout if num_layers > 1 else 0.0,
         )
-        self.combine = nn.Linear(2 * hidden_size, hidden_size)
+        self.combine = nn.Linear(2 * hidden_size + (emb_size if deep_output else 0), hidden_size)
 
     def _query(self, emb: torch.Tensor, hidden: Hidden) -> torch.Tensor:
         top = (hidden[0] if isinstance(hidden, tuple) else hidden)[-1][:, None, :]  # (B, 1, H)
@@ -83,21 +87,30 @@ class Decoder(nn.Module):
         else:
             out, hidden = self.rnn(emb, hidden)
             ctx, w = self._attend(out, memory)
-        return self._combine(out, ctx)[:, 0], hidden, w[:, 0]
+        return self._combine(out, ctx, emb)[:, 0], hidden, w[:, 0]
 
-    def run(self, tgt_in: torch.Tensor, hidden: Hidden) -> tuple[torch.Tensor, Hidden]:
-        """Known inputs (B, T) in one RNN call (Luong only): RNN outputs (B, T, H), hidden."""
+    def run(
+        self, tgt_in: torch.Tensor, hidden: Hidden
+    ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
+        """Known inputs (B, T) in one RNN call (Luong only): RNN outputs (B, T, H), the inputs'
+        embeddings (B, T, E), hidden."""
         assert not self.attend_first, "only output-attention decoders decode a sequence at once"
-        return self.rnn(self.dropout(self.embedding(tgt_in)), hidden)
+        emb = self.dropout(self.embedding(tgt_in))
+        out, hidden = self.rnn(emb, hidden)
+        return out, emb, hidden
 
-    def features(self, out: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
-        """Luong: attention and output features (B, T, H) for RNN outputs (B, T, H), weights."""
+    def features(
+        self, out: torch.Tensor, emb: torch.Tensor, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Luong: attention and output features (B, T, H) for RNN outputs (B, T, H) of inputs
+        embedded as ``emb``, and the attention weights."""
         ctx, w = self._attend(out, memory)
-        return self._combine(out, ctx), w
+        return self._combine(out, ctx, emb), w
 
-    def _combine(self, out: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
-        """The output feature ``tanh(W [rnn_out; context])``."""
-        return torch.tanh(self.combine(torch.cat([out, ctx], dim=-1)))
+    def _combine(self, out: torch.Tensor, ctx: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        """The output feature ``tanh(W [rnn_out; context])`` (``; emb`` with ``deep_output``)."""
+        parts = [out, ctx, emb] if self.deep_output else [out, ctx]
+        return torch.tanh(self.combine(torch.cat(parts, dim=-1)))
 
 
 __all__ = ["Decoder", "Memory", "map_hidden"]

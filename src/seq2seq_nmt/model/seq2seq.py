@@ -6,7 +6,7 @@ from torch import nn
 from ..data.vocab import PAD
 from .attention import BahdanauAttention, LuongAttention, TutorialAttention
 from .decoder import Decoder, Memory
-from .encoder import Encoder, Hidden
+from .encoder import Encoder, Hidden, map_hidden
 
 ATTENTIONS = ("bahdanau", "luong_dot", "luong_general", "tutorial")
 
@@ -43,8 +43,19 @@ class Seq2Seq(nn.Module):
         attention: str = "bahdanau",
         bidirectional: bool = False,
         max_length: int | None = None,
+        deep_output: bool = False,
+        bridge: bool = False,
+        tie_embeddings: bool = False,
     ):
+        """``deep_output``: the output layer also reads the previous token's embedding;
+        ``bridge``: the decoder starts from ``tanh(W h)`` of the encoder's final state ``h``
+        (else from ``h`` itself); ``tie_embeddings``: the generator shares the target embedding
+        matrix (needs ``emb_size == hidden_size``)."""
         super().__init__()
+        if tie_embeddings and emb_size != hidden_size:
+            raise ValueError(
+                f"tie_embeddings needs emb_size == hidden_size, got {emb_size} and {hidden_size}"
+            )
         attn, attend_first = _attention(attention, hidden_size, emb_size, max_length)
         self.max_length = max_length if attention == "tutorial" else None
         self.encoder = Encoder(
@@ -53,9 +64,13 @@ class Seq2Seq(nn.Module):
         self.decoder = Decoder(
             tgt_vocab_size, emb_size, hidden_size, attn, attend_first,
             query_emb=attention == "tutorial", num_layers=num_layers, dropout=dropout, cell=cell,
+            deep_output=deep_output,
         )  # fmt: skip
+        self.bridge = nn.Linear(hidden_size, hidden_size) if bridge else None
         self.dropout = nn.Dropout(dropout)
         self.generator = nn.Linear(hidden_size, tgt_vocab_size)
+        if tie_embeddings:
+            self.generator.weight = self.decoder.embedding.weight
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[Memory, Hidden]:
         """Encode a padded batch; the memory masks padding, the hidden state starts the decoder."""
@@ -65,6 +80,8 @@ class Seq2Seq(nn.Module):
                 "the tutorial attention can see"
             )
         keys, hidden = self.encoder(src, src_len)
+        if self.bridge is not None:
+            hidden = map_hidden(lambda h: torch.tanh(self.bridge(h)), hidden)
         return Memory(keys, self.decoder.attention.precompute(keys), src != PAD), hidden
 
     def step(
@@ -80,16 +97,19 @@ class Seq2Seq(nn.Module):
         src_len: torch.Tensor,
         tgt_in: torch.Tensor,
         teacher_forcing_ratio: float = 1.0,
+        per_sequence: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, T, V) and attention (B, T, S) for decoder inputs ``tgt_in`` (B, T).
 
-        Teacher forcing is drawn once per step for the whole batch: a forced step reads the
-        reference token, a free step reads the previous step's argmax. Output-attention (Luong)
-        decoders run each stretch of forced steps as one RNN call.
+        Teacher forcing is drawn once per step for the whole batch (``per_sequence``: once for
+        the whole batch and all its steps, as the tutorial draws it per sentence pair): a forced
+        step reads the reference token, a free step reads the previous step's argmax.
+        Output-attention (Luong) decoders run each stretch of forced steps as one RNN call.
         """
         memory, hidden = self.encode(src, src_len)
         steps = tgt_in.size(1)
-        forced = torch.rand(steps) < teacher_forcing_ratio
+        draws = torch.rand(1 if per_sequence else steps).expand(steps)
+        forced = draws < teacher_forcing_ratio
         forced[0] = True  # the first input is always <sos>
         if not self.decoder.attend_first:
             return self._decode_runs(tgt_in, hidden, memory, forced.tolist())
@@ -115,14 +135,16 @@ class Seq2Seq(nn.Module):
         step and the forced steps after it run as one RNN call (all forced: one call in all);
         attention, features and logits then run once over the whole sequence."""
         starts = [t for t, f in enumerate(forced) if t == 0 or not f]
-        outs, y = [], tgt_in[:, :1]
+        outs, embs, y = [], [], tgt_in[:, :1]
         for start, end in zip(starts, [*starts[1:], len(forced)], strict=True):
-            out, hidden = self.decoder.run(
+            out, emb, hidden = self.decoder.run(
                 torch.cat([y, tgt_in[:, start + 1 : end]], dim=1), hidden
             )
             outs.append(out)
+            embs.append(emb)
             if end < len(forced):  # the next run starts from this prediction
                 with torch.no_grad():
-                    y = self._predict(self.decoder.features(out[:, -1:], memory)[0])
-        feats, attn = self.decoder.features(torch.cat(outs, dim=1), memory)
+                    feat = self.decoder.features(out[:, -1:], emb[:, -1:], memory)[0]
+                    y = self._predict(feat)
+        feats, attn = self.decoder.features(torch.cat(outs, dim=1), torch.cat(embs, dim=1), memory)
         return self.generator(self.dropout(feats)), attn
