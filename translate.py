@@ -1,4 +1,5 @@
-"""Translate with a checkpoint: ``python translate.py ckpt=PATH text="..."`` (or input=FILE, stdin)."""
+"""Translate with a checkpoint: ``python translate.py ckpt=PATH text="..."`` (or input=FILE, stdin);
+``ckpt=[A,B,...]`` decodes with the ensemble of several."""
 
 import sys
 

@@ -11,10 +11,12 @@ from typing import TextIO
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from .data.batch import collate
 from .data.normalize import get_normalizer
 from .data.vocab import EOS, PAD, SOS, UNK, Vocab
+from .ensemble import Ensemble
 from .metrics import corpus_bleu, corpus_chrf
 from .model import Seq2Seq
 from .search import Hypothesis, beam_search, greedy_hypotheses, output_limits
@@ -25,6 +27,15 @@ CHECKPOINT_KEY = "nmt"  # where a checkpoint keeps what translation needs
 SEARCH_KEYS = (
     "beam_size", "nbest", "length_penalty", "batch_size", "max_output_ratio", "max_output_offset",
 )  # fmt: skip
+
+
+# the parts of checkpoints' nmt entries that must agree to ensemble or to average them
+ENSEMBLE_PARTS = ("src_vocab", "tgt_vocab", "normalization")
+AVERAGE_PARTS = ("model", *ENSEMBLE_PARTS)
+_PART_NAMES = {
+    "model": "model settings", "src_vocab": "source vocabulary",
+    "tgt_vocab": "target vocabulary", "normalization": "normalisation",
+}  # fmt: skip
 
 
 class CheckpointError(Exception):
@@ -56,6 +67,37 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def _part(meta: dict, name: str):
+    return meta.get("data", {}).get(name) if name == "normalization" else meta.get(name)
+
+
+def check_compatible(
+    paths: Sequence[str | Path], ckpts: Sequence[dict], parts: Sequence[str]
+) -> None:
+    """CheckpointError naming the first of ``parts`` (of the nmt entries) that differs from the
+    first checkpoint's: see ``ENSEMBLE_PARTS`` and ``AVERAGE_PARTS``."""
+    first = ckpts[0][CHECKPOINT_KEY]
+    for path, ckpt in zip(paths[1:], ckpts[1:], strict=True):
+        for name in parts:
+            if _part(ckpt[CHECKPOINT_KEY], name) != _part(first, name):
+                raise CheckpointError(
+                    f"{path}: its {_PART_NAMES[name]} differs from that of {paths[0]}"
+                )
+
+
+def load_network(path: str | Path, ckpt: dict) -> Seq2Seq:
+    """The network of a loaded checkpoint (CheckpointError when its parts do not fit)."""
+    prefix = "net."
+    try:
+        model = Seq2Seq(**ckpt[CHECKPOINT_KEY]["model"])
+        model.load_state_dict(
+            {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+        )
+    except (TypeError, KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({_first_line(e)})") from e
+    return model
+
+
 @dataclass
 class Translation:
     """One input line: its normalised source words as the model saw them, its outputs best first."""
@@ -67,7 +109,9 @@ class Translation:
 class Translator:
     """A trained model with its vocabularies and preprocessing: raw sentences in, translations out."""
 
-    def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, data_config: dict):
+    def __init__(
+        self, model: Seq2Seq | Ensemble, src_vocab: Vocab, tgt_vocab: Vocab, data_config: dict
+    ):
         self.model = model.eval()
         self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
         self.data_config = dict(data_config)
@@ -76,23 +120,27 @@ class Translator:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Translator":
-        ckpt = load_checkpoint(path)
-        meta = ckpt[CHECKPOINT_KEY]
+        return cls.from_checkpoints([path], device)
+
+    @classmethod
+    def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "cpu") -> "Translator":
+        """One checkpoint's model, or the ensemble of several with the same vocabularies and
+        normalisation (CheckpointError, one line, otherwise)."""
+        if not paths:
+            raise CheckpointError("no checkpoint given")
+        ckpts = [load_checkpoint(p) for p in paths]
+        check_compatible(paths, ckpts, ENSEMBLE_PARTS)
+        models = [load_network(p, c) for p, c in zip(paths, ckpts, strict=True)]
+        meta = ckpts[0][CHECKPOINT_KEY]
         try:
-            model = Seq2Seq(**meta["model"])
-            prefix = "net."
-            state = {
-                k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)
-            }
-            model.load_state_dict(state)
             translator = cls(
-                model,
+                models[0] if len(models) == 1 else Ensemble(models),
                 Vocab.from_dict(meta["src_vocab"]),
                 Vocab.from_dict(meta["tgt_vocab"]),
                 meta["data"],
             )
-        except (TypeError, KeyError, ValueError, RuntimeError) as e:
-            raise CheckpointError(f"{path}: inconsistent checkpoint ({_first_line(e)})") from e
+        except (TypeError, KeyError, ValueError) as e:
+            raise CheckpointError(f"{paths[0]}: inconsistent checkpoint ({_first_line(e)})") from e
         translator.model.to(device)
         return translator
 
@@ -285,7 +333,8 @@ def report_scores(hyps: list[str], refs: list[str], normalization: str) -> None:
 def prepare(cfg, stdin: TextIO) -> tuple[Translator, dict, Iterable[list[str]], list[str] | None]:
     """Checked options, the translator, the input in batches and the normalised references."""
     opts = check_options(cfg)
-    translator = Translator.from_checkpoint(cfg.ckpt, str(cfg.device))
+    ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
+    translator = Translator.from_checkpoints(ckpts, str(cfg.device))
     lines = read_source(cfg, stdin)
     refs = None
     if cfg.get("reference"):
