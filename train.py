@@ -1,19 +1,39 @@
 """Train a translation model: ``python train.py [group=option ...] [key=value ...]``."""
 
 import sys
+import time
+from contextlib import suppress
+from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data.download import CorpusError
+from seq2seq_nmt.guards import DivergenceError, StorageError, check_writable, output_folders
+from seq2seq_nmt.runs import FAILED, record_outcome
 from seq2seq_nmt.training import train
+
+# Bad config, data or storage, or a diverged run: one line on stderr and exit status 2.
+ERRORS = (ConfigError, CorpusError, StorageError, DivergenceError)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     try:
+        try:
+            validate(cfg)  # before any data is read
+        except ConfigError as e:
+            with suppress(OSError):  # the run directory says why it has no results
+                record_outcome(Path(cfg.paths.output_dir), FAILED, time.monotonic(), error=str(e))
+            raise
+        check_writable(output_folders(cfg))
         return train(cfg).get("val/bleu")
-    except CorpusError as e:  # missing, undownloadable or inconsistent data: one line, exit 2
+    except ERRORS as e:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise  # the sweeper records a failed job and goes on with the others
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
 

@@ -7,15 +7,18 @@ import re
 import subprocess
 import sys
 
+import optuna
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.utils import get_class
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from conftest import CONF, FAST, ROOT, make_cfg
+from hydra_plugins.nmt_optuna_sweeper.optuna_sweeper import OptunaSweeper, tell
 from seq2seq_nmt import __version__
 from seq2seq_nmt.report import main as report_main
 from seq2seq_nmt.training import train
@@ -39,7 +42,8 @@ def test_launchers_compose_and_their_plugins_import(launcher, cls):
 def test_optuna_search_composes_over_the_four_hyperparameters():
     cfg = hydra_cfg("hparams_search=bleu_optuna")
     sweeper = cfg.hydra.sweeper
-    assert get_class(sweeper._target_).__name__ == "OptunaSweeper"
+    cls = get_class(sweeper._target_)  # this package's plugin (hydra/sweeper: nmt_optuna)
+    assert (cls.__module__, cls.__name__) == (OptunaSweeper.__module__, "OptunaSweeper")
     assert sweeper.direction == "maximize" and str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert set(sweeper.params) == {
         "optimizer.lr", "model.hidden_size", "model.dropout", "teacher_forcing_ratio"
@@ -51,6 +55,40 @@ def test_optuna_search_composes_over_the_four_hyperparameters():
 ONE_PAIR_A_STEP = {"batch_size": 1, "dataset.sampling": "replacement", "trainer.max_steps": 75000,
                    "teacher_forcing_mode": "sequence", "loss.reduction": "sum",
                    "trainer.gradient_clip_val": None}  # fmt: skip
+
+
+def test_optuna_study_in_sqlite_resumes_where_the_last_search_stopped(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+
+    def search(name: str) -> None:
+        cmd = [
+            sys.executable, "train.py", "hparams_search=bleu_optuna", f"hydra.sweeper.storage={storage}",
+            "hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / name}",
+            *TINY, "+trainer.limit_train_batches=3", "trainer.max_epochs=1", "test=false", "logger=csv",
+        ]  # fmt: skip
+        out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+
+    search("first")
+    search("second")
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 4
+    assert sorted(p.name for p in (tmp_path / "second").iterdir() if p.is_dir()) == ["2", "3"]
+    assert OmegaConf.load(tmp_path / "second" / "optimization_results.yaml").n_trials == 4
+
+
+def test_failed_and_valueless_trials_are_told_failed():
+    study = optuna.create_study(direction="maximize")
+    jobs = [
+        JobReturn(status=JobStatus.FAILED, _return_value=ValueError("bad value")),
+        JobReturn(status=JobStatus.COMPLETED, _return_value=None),
+        JobReturn(status=JobStatus.COMPLETED, _return_value=float("nan")),
+        JobReturn(status=JobStatus.COMPLETED, _return_value=12.5),
+    ]
+    failures = [e for job in jobs for e in tell(study, study.ask(), job)]
+    assert [str(e) for e in failures] == ["bad value"]
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL", "FAIL", "COMPLETE"]
+    assert study.best_value == 12.5
 
 
 @pytest.mark.parametrize(

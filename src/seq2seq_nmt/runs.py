@@ -3,6 +3,7 @@
 (outcome: status, best validation BLEU, test BLEU, steps, wall time), read by ``report``."""
 
 import json
+import math
 import os
 import platform
 import socket
@@ -21,13 +22,26 @@ from . import __version__
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
 # status values in metrics.json; a run killed outright stays "running" (report: "unfinished")
 RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
+DIVERGED = "diverged"  # stopped by the divergence guard (seq2seq_nmt.guards)
+
+
+def finite(data: Any) -> Any:
+    """``data`` with NaN and infinite floats replaced by None (strict JSON has neither)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    return data
 
 
 def write_json(path: Path, data: dict) -> None:
-    """Write atomically (temporary file, then rename), so a killed run leaves no half file."""
+    """Write strict JSON (non-finite floats as null) atomically (temporary file, then rename), so
+    a killed run leaves no half file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.write_text(json.dumps(finite(data), indent=2, default=str, allow_nan=False) + "\n")
     tmp.replace(path)
 
 

@@ -7,10 +7,21 @@ from pathlib import Path
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from .config import ConfigError
+from .guards import DivergenceError
 from .module import TranslationModule
-from .runs import COMPLETED, FAILED, INTERRUPTED, RUNNING, record_outcome, record_provenance
+from .runs import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    record_outcome,
+    record_provenance,
+)
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +98,31 @@ def log_hyperparameters(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str,
             logger.save()
 
 
+def without_validation(cfg: DictConfig, callbacks: list) -> tuple[list, dict]:
+    """Callbacks and trainer settings for an empty validation split: no early stopping, no
+    best-by-val/bleu checkpoints (last.ckpt only), no validation loop; a scheduler is refused."""
+    if cfg.get("scheduler"):
+        raise ConfigError("the validation split is empty: the scheduler needs val/bleu")
+    log.warning(
+        "the validation split is empty (dataset.val_size=%s): validation skipped, "
+        "no early stopping, checkpoints keep last.ckpt only", cfg.dataset.val_size,
+    )  # fmt: skip
+    for cb in callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.monitor:
+            cb.save_top_k = 0
+    return [cb for cb in callbacks if not isinstance(cb, EarlyStopping)], {"limit_val_batches": 0}
+
+
 def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, float]]:
-    """Build, fit (or resume), test the best checkpoint; the trainer and final metrics."""
+    """Build, fit (or resume), test the best checkpoint; the trainer and final metrics.
+
+    An empty validation split skips validation, an empty test split the test (warnings)."""
     datamodule, module = build(cfg)
+    callbacks, settings = instantiate_all(cfg.get("callbacks")), {}
+    if not len(datamodule.datasets["val"]):
+        callbacks, settings = without_validation(cfg, callbacks)
     trainer: pl.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=instantiate_all(cfg.get("callbacks")),
-        logger=instantiate_all(cfg.get("logger")),
+        cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")), **settings
     )
     ckpt_path = resume_path(cfg.get("ckpt_path"), trainer)
     record_provenance(run_dir, datamodule, Path(cfg.paths.root_dir), ckpt_path)
@@ -104,7 +133,12 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics["val/bleu"] = float(ckpt.best_model_score)
         log.info("best checkpoint: %s (val/bleu %.2f)", ckpt.best_model_path, metrics["val/bleu"])
-    if cfg.get("test") and not trainer.interrupted:
+    test = cfg.get("test") and not trainer.interrupted
+    if test and not len(datamodule.datasets["test"]):
+        log.warning(
+            "the test split is empty (dataset.test_size=%s): testing skipped", cfg.dataset.test_size
+        )
+    elif test:
         best = "best" if ckpt is not None and ckpt.best_model_path else None
         metrics |= {
             k: float(v) for k, v in trainer.test(module, datamodule, ckpt_path=best)[0].items()
@@ -125,6 +159,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
         trainer, metrics = fit_and_test(cfg, run_dir)
     except BaseException as e:  # Lightning turns Ctrl-C into SystemExit after its shutdown
         status = INTERRUPTED if isinstance(e, KeyboardInterrupt | SystemExit) else FAILED
+        status = DIVERGED if isinstance(e, DivergenceError) else status
         record_outcome(run_dir, status, started, error=f"{type(e).__name__}: {e}")
         raise
     ckpt = trainer.checkpoint_callback

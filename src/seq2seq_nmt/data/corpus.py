@@ -1,4 +1,6 @@
-"""Parallel corpora: each yields raw (english, french) pairs and counts what it had to skip or repair."""
+"""Parallel corpora: each yields raw (english, french) pairs and counts what it had to skip or repair.
+
+Files may be gzip, bz2 or xz compressed; one that is not text is refused (see ``io``)."""
 
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -6,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .download import CorpusError, locate
+from .io import open_binary
 
 SAMPLE_PATH = Path(__file__).parent / "sample" / "eng-fra.txt"
 
@@ -20,9 +23,9 @@ def decode_line(raw: bytes, stats: Counter) -> str:
 
 
 def count_lines(path: Path) -> int:
-    """Lines in a file, a last line without newline included (read in binary blocks)."""
+    """Lines in a (possibly compressed) file, a last line without newline included."""
     n, last = 0, b"\n"
-    with path.open("rb") as f:
+    with open_binary(path) as f:
         while block := f.read(1 << 22):
             n, last = n + block.count(b"\n"), block[-1:]
     return n + (last != b"\n")
@@ -71,7 +74,7 @@ class TabCorpus(FileCorpus):
 
     def pairs(self, stats: Counter) -> Iterator[tuple[str, str]]:
         (path,) = self.files()
-        with path.open("rb") as f:
+        with open_binary(path) as f:
             for raw in f:
                 line = decode_line(raw, stats).rstrip("\r\n")
                 if not line.strip():
@@ -102,7 +105,7 @@ class EuroparlCorpus(FileCorpus):
             raise CorpusError(
                 f"misaligned Europarl files: {en_path} has {n_en} lines, {fr_path} has {n_fr}"
             )
-        with en_path.open("rb") as en, fr_path.open("rb") as fr:
+        with open_binary(en_path) as en, open_binary(fr_path) as fr:
             for raw_en, raw_fr in zip(en, fr, strict=True):
                 stats["lines_read"] += 1
                 yield (

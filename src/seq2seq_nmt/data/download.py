@@ -131,6 +131,8 @@ def locate(
         if len(given) != len(names):
             raise CorpusError(f"give a path for each of {', '.join(names)}, or none")
         for p in given:
+            if p.is_dir():
+                raise CorpusError(f"corpus path is a directory, not a file: {p}")
             if not p.is_file():
                 raise CorpusError(f"corpus file not found: {p}")
         return given

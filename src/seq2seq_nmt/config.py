@@ -1,0 +1,116 @@
+"""Checks of the composed config, run before any data is read: one line per bad value.
+
+``CONSTRAINTS`` maps a key path to a check and what it allows; a new option is one line there.
+A key absent from the composed config is skipped (an option of another config group, say).
+"""
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from .data.normalize import NORMALIZERS
+from .data.preprocess import PREFIX_LISTS
+from .model.seq2seq import ATTENTIONS
+
+_ABSENT = object()
+
+
+class ConfigError(ValueError):
+    """A config value outside what its key allows (one-line message naming key and value)."""
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def positive_int(v: Any) -> bool:
+    return _count(v) and v > 0
+
+
+def positive(v: Any) -> bool:
+    return _number(v) and v > 0
+
+
+def ratio(v: Any) -> bool:
+    return _number(v) and 0 <= v <= 1
+
+
+def split_size(v: Any) -> bool:
+    """A fraction in [0, 1) or a non-negative count (1.5 is neither: refused, not truncated)."""
+    return (_count(v) and v >= 0) or (isinstance(v, float) and 0 <= v < 1)
+
+
+def boolean(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def one_of(names: Sequence[str]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, str) and v in names
+
+
+def or_null(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda v: v is None or check(v)
+
+
+def prefixes(v: Any) -> bool:
+    """A named prefix list, null, or a list of strings."""
+    if isinstance(v, ListConfig | list):
+        return all(isinstance(p, str) for p in v)
+    return v is None or (isinstance(v, str) and v in PREFIX_LISTS)
+
+
+def _names(names: Sequence[str]) -> str:
+    return "one of " + ", ".join(names)
+
+
+CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "batch_size": (positive_int, "a positive integer"),
+    "teacher_forcing_ratio": (ratio, "a number in [0, 1]"),
+    "teacher_forcing_mode": (one_of(("step", "sequence")), "one of step, sequence"),
+    "model.emb_size": (positive_int, "a positive integer"),
+    "model.hidden_size": (positive_int, "a positive integer"),
+    "model.num_layers": (positive_int, "a positive integer"),
+    "model.dropout": (ratio, "a number in [0, 1]"),
+    "model.cell": (one_of(("gru", "lstm")), "one of gru, lstm"),
+    "model.attention": (one_of(ATTENTIONS), _names(ATTENTIONS)),
+    "model.bidirectional": (boolean, "true or false"),
+    "model.deep_output": (boolean, "true or false"),
+    "model.bridge": (boolean, "true or false"),
+    "model.input_feeding": (boolean, "true or false"),
+    "model.tie_embeddings": (boolean, "true or false"),
+    "dataset.direction": (one_of(("fr-en", "en-fr")), "one of fr-en, en-fr"),
+    "dataset.normalization": (one_of(tuple(NORMALIZERS)), _names(tuple(NORMALIZERS))),
+    "dataset.prefixes": (prefixes, f"{_names(tuple(PREFIX_LISTS))}, null or a list of strings"),
+    "dataset.max_length": (or_null(lambda v: _count(v) and v > 1), "an integer > 1 or null"),
+    "dataset.val_size": (split_size, "a fraction in [0, 1) or a non-negative integer count"),
+    "dataset.test_size": (split_size, "a fraction in [0, 1) or a non-negative integer count"),
+    "dataset.sampling": (one_of(("bucket", "replacement")), "one of bucket, replacement"),
+    "optimizer.lr": (positive, "a number > 0"),
+    "loss.label_smoothing": (ratio, "a number in [0, 1]"),
+    "trainer.max_epochs": (
+        or_null(lambda v: positive_int(v) or v == -1),
+        "a positive integer, -1 (no limit) or null",
+    ),
+    "trainer.gradient_clip_val": (or_null(positive), "a number > 0 or null"),
+    "callbacks.divergence_guard.max_loss": (or_null(_number), "a number or null"),
+    "callbacks.divergence_guard.patience": (positive_int, "a positive integer"),
+    "callbacks.divergence_guard.every_n_steps": (positive_int, "a positive integer"),
+}
+
+
+def _shown(v: Any) -> Any:
+    return OmegaConf.to_container(v) if isinstance(v, DictConfig | ListConfig) else v
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise a ConfigError for the first value of ``CONSTRAINTS`` that its key does not allow."""
+    for key, (check, allowed) in CONSTRAINTS.items():
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is not _ABSENT and not check(value):
+            raise ConfigError(f"{key}={_shown(value)!r}: {allowed}")

@@ -1,0 +1,51 @@
+"""Opening corpus files: gzip, bz2 and xz read transparently (told by their magic bytes, not their
+name); a directory or a file that is not text is refused with a one-line CorpusError."""
+
+import bz2
+import gzip
+import lzma
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from .download import CorpusError
+
+# magic bytes -> (format name, opener)
+FORMATS: dict[bytes, tuple[str, Callable[..., IO[bytes]]]] = {
+    b"\x1f\x8b": ("gzip", gzip.open),
+    b"BZh": ("bz2", bz2.open),
+    b"\xfd7zXZ\x00": ("xz", lzma.open),
+}
+SNIFF_BYTES = 1 << 16  # the block whose bytes decide whether a file is text
+MAX_INVALID_SHARE = 0.1  # above this share of bytes that are not UTF-8, a file is not text
+
+
+def sniff_text(path: Path, block: bytes) -> None:
+    """Raise a CorpusError when ``block`` (a file's first bytes) is not text."""
+    if b"\0" in block:
+        raise CorpusError(f"{path}: not a text file (NUL bytes in its first {len(block)} bytes)")
+    invalid = block.decode("utf-8", errors="replace")[:-1].count("\ufffd")  # last: maybe cut
+    if block and invalid / len(block) > MAX_INVALID_SHARE:
+        share = 100 * invalid / len(block)
+        raise CorpusError(f"{path}: not a text file ({share:.0f}% of its first bytes not UTF-8)")
+
+
+@contextmanager
+def open_binary(path: Path) -> Iterator[IO[bytes]]:
+    """``path`` open for reading (decompressed), after checking it is a text file; read and
+    decompression errors, there or while the caller reads, become one-line CorpusErrors."""
+    path = Path(path)
+    if path.is_dir():
+        raise CorpusError(f"{path}: is a directory, not a corpus file")
+    kind = "plain text"
+    try:
+        with path.open("rb") as raw:
+            magic = raw.read(6)
+        kind, opener = next((f for m, f in FORMATS.items() if magic.startswith(m)), (kind, open))
+        with opener(path, "rb") as f:
+            sniff_text(path, f.read(SNIFF_BYTES))
+            f.seek(0)
+            yield f
+    except (OSError, EOFError, lzma.LZMAError) as e:
+        raise CorpusError(f"{path}: cannot read it ({kind}: {e})") from None

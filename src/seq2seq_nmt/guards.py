@@ -1,0 +1,126 @@
+"""Guards that stop a run loudly instead of letting it fail silently: a diverging loss, non-finite
+weights about to be saved, a run or checkpoint folder that cannot be written, a checkpoint that
+was not written or does not load back."""
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
+
+
+class DivergenceError(RuntimeError):
+    """Training diverged: a non-finite loss, a loss above the bound for too long, or non-finite
+    weights about to be saved (one-line message)."""
+
+
+class StorageError(RuntimeError):
+    """A run or checkpoint folder that cannot be written, or a checkpoint that did not land."""
+
+
+def _last_checkpoint(trainer: pl.Trainer) -> str:
+    """Where the newest finite weights are on disk (paths are set before their file is saved)."""
+    ckpt = trainer.checkpoint_callback
+    paths = [getattr(ckpt, name, "") for name in ("last_model_path", "best_model_path")]
+    path = next((p for p in paths if p and Path(p).is_file()), None)
+    return f"the last finite checkpoint is {path}" if path else "no checkpoint was written"
+
+
+class DivergenceGuard(Callback):
+    """Stops training on a non-finite training loss, or one above ``max_loss`` for ``patience``
+    checked steps in a row (the loss is read every ``every_n_steps`` steps: one device sync).
+
+    It also refuses to save a checkpoint whose weights are not all finite, whatever writes it, so
+    the last finite checkpoint on disk stays the last one. Lightning runs checkpoint callbacks
+    after all others, so a divergence seen at a step stops the run before that step's save.
+    """
+
+    def __init__(self, max_loss: float | None = None, patience: int = 100, every_n_steps: int = 1):
+        self.max_loss, self.patience, self.every_n_steps = max_loss, patience, every_n_steps
+        self._above = 0
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+        batch_idx: int,
+    ) -> None:  # fmt: skip
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        if loss is None or trainer.global_step % self.every_n_steps:
+            return
+        value = float(loss)
+        if not math.isfinite(value):
+            raise DivergenceError(
+                f"training diverged: loss {value} at step {trainer.global_step}; "
+                f"{_last_checkpoint(trainer)}"
+            )
+        self._above = self._above + 1 if self.max_loss is not None and value > self.max_loss else 0
+        if self._above >= self.patience:
+            raise DivergenceError(
+                f"training diverged: loss above {self.max_loss} for {self._above} checks up to "
+                f"step {trainer.global_step}; {_last_checkpoint(trainer)}"
+            )
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict
+    ) -> None:
+        for name, t in checkpoint.get("state_dict", {}).items():
+            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise DivergenceError(
+                    f"training diverged: non-finite weights ({name}) at step "
+                    f"{trainer.global_step}, not saved; {_last_checkpoint(trainer)}"
+                )
+
+
+class ModelCheckpoint(LightningModelCheckpoint):
+    """Lightning's ModelCheckpoint, each file it saves checked to exist and load (memory-mapped,
+    weights only); otherwise the run stops with a StorageError. Its class name is Lightning's, so
+    its state in checkpoints keeps Lightning's key (older checkpoints resume with their top-k).
+
+    The check wraps ``_save_checkpoint``, the one method through which ModelCheckpoint writes
+    every file (top-k and last.ckpt): a callback's ``on_save_checkpoint`` runs before the file is
+    written, and one on ``on_validation_end`` or ``on_train_batch_end`` would depend on callback
+    order and miss saves made elsewhere. Lightning's atomic save can swallow a PermissionError;
+    this check does not rely on it. Rank 0 checks, and every rank gets its verdict.
+    """
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        super()._save_checkpoint(trainer, filepath)
+        problem = verify_checkpoint(Path(filepath)) if trainer.is_global_zero else None
+        problem = trainer.strategy.broadcast(problem, src=0)
+        if problem:
+            raise StorageError(f"checkpoint save failed: {filepath} {problem}")
+
+
+def verify_checkpoint(path: Path) -> str | None:
+    """What is wrong with the checkpoint file at ``path`` (None: present and loads)."""
+    if not path.is_file():
+        return "was not written"
+    try:
+        torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception as e:  # any unpickling or zip error means the file is unusable
+        return f"does not load ({type(e).__name__}: {e})".splitlines()[0]
+    return None
+
+
+def output_folders(cfg: DictConfig) -> list[Path]:
+    """The run directory and every callback's ``dirpath`` (the checkpoint folders)."""
+    callbacks = [c for c in (cfg.get("callbacks") or {}).values() if c]
+    dirs = [c.get("dirpath") for c in callbacks if isinstance(c, DictConfig)]
+    return [Path(cfg.paths.output_dir), *(Path(d) for d in dirs if d)]
+
+
+def check_writable(folders: list[Path]) -> None:
+    """Create each folder and a file in it, or raise a one-line StorageError naming it."""
+    for folder in folders:
+        if folder.exists() and not folder.is_dir():
+            raise StorageError(f"cannot write to {folder}: it is not a folder")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            raise StorageError(f"cannot write to {folder}: {e.strerror or e}") from None

@@ -1,0 +1,282 @@
+"""The fault suite: bad config, corpus files that are not text, storage that cannot be written,
+checkpoints that do not land, divergence. Each case is one line on stderr and exit status 2 from
+``train.py`` (or the exception behind it), or a documented handled path (docs/reliability.md)."""
+
+import bz2
+import gzip
+import json
+import lzma
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.strategies import SingleDeviceStrategy
+
+from conftest import FAST, ROOT, make_cfg
+from seq2seq_nmt.config import ConfigError, validate
+from seq2seq_nmt.data.corpus import SAMPLE_PATH, EuroparlCorpus, TabCorpus
+from seq2seq_nmt.data.download import CorpusError, locate
+from seq2seq_nmt.guards import DivergenceError, DivergenceGuard, StorageError, check_writable
+from seq2seq_nmt.runs import write_json
+from seq2seq_nmt.training import train
+
+TINY = [*FAST, "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
+SHORT = [*TINY, "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv"]
+
+
+def run_train(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "train.py", f"hydra.run.dir={run_dir}", *overrides]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def error_lines(out: subprocess.CompletedProcess) -> list[str]:
+    assert "Traceback" not in out.stderr, out.stderr
+    return [line for line in out.stderr.splitlines() if line.startswith("error:")]
+
+
+def strict_json(path: Path) -> dict:
+    def refuse(name: str):
+        raise ValueError(f"{path}: bare {name} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def checkpoint_weights_finite(folder: Path) -> bool:
+    ckpts = [torch.load(p, map_location="cpu", weights_only=True) for p in folder.glob("*.ckpt")]
+    return all(bool(torch.isfinite(t).all()) for c in ckpts for t in c["state_dict"].values())
+
+
+# --- config: checked before any data is read ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.val_size=-0.1", "dataset.val_size=-0.1: a fraction in [0, 1) or a non-negative integer count"),
+        ("model.cell=rnn", "model.cell='rnn': one of gru, lstm"),
+        ("batch_size=0", "batch_size=0: a positive integer"),
+    ],
+)  # fmt: skip
+def test_bad_config_value_is_one_line_and_exit_2_before_any_data_is_read(
+    tmp_path, override, message
+):
+    out = run_train(tmp_path, *TINY, override)
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [f"error: {message}"]
+    assert out.stdout == ""  # no preprocessing, no training: nothing logged
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "run.json").exists()
+    assert strict_json(tmp_path / "metrics.json")["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "dataset.val_size=1.5", "dataset.val_size=abc", "dataset.test_size=-3", "model.hidden_size=-1",
+        "model.emb_size=0", "model.num_layers=0", "model.dropout=1.5", "teacher_forcing_ratio=2.0",
+        "optimizer.lr=-1", "optimizer.lr=0", "trainer.gradient_clip_val=0", "trainer.max_epochs=0",
+        "dataset.max_length=1", "dataset.direction=de-en", "dataset.normalization=nfc",
+        "dataset.prefixes=some", "dataset.prefixes=[a,1]", "model.attention=general",
+        "loss.label_smoothing=-0.1", "model.bidirectional=maybe", "++teacher_forcing_mode=half",
+        "++model.tie_embeddings=1", "++dataset.sampling=random", "callbacks.divergence_guard.patience=0",
+    ],
+)  # fmt: skip
+def test_every_constrained_key_refuses_a_bad_value_naming_key_and_value(tmp_path, override):
+    key = override.lstrip("+").split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key}=.+: "):
+        validate(make_cfg(tmp_path, override))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [], ["experiment=tutorial"], ["experiment=best"], ["loss=nll"],
+        ["dataset.val_size=200", "dataset.test_size=0", "dataset.max_length=null"],
+        ["dataset.prefixes=[je suis,il est]", "trainer.gradient_clip_val=null", "model.cell=lstm"],
+        ["trainer.max_epochs=-1", "++model.deep_output=true", "++dataset.sampling=replacement"],
+    ],
+)  # fmt: skip
+def test_good_configs_and_the_presets_pass(tmp_path, overrides):
+    validate(make_cfg(tmp_path, *overrides))
+
+
+# --- empty splits: warnings, not crashes -------------------------------------------------------
+
+
+def test_empty_test_split_skips_testing_with_a_warning(tmp_path, caplog):
+    metrics = train(make_cfg(tmp_path, *SHORT, "dataset.test_size=0"))
+    assert "val/bleu" in metrics and not any(k.startswith("test/") for k in metrics)
+    assert "the test split is empty" in caplog.text
+    assert strict_json(tmp_path / "metrics.json")["status"] == "completed"
+
+
+def test_empty_val_split_skips_validation_keeps_last_and_still_tests(tmp_path, caplog):
+    metrics = train(make_cfg(tmp_path, *SHORT, "dataset.val_size=0"))
+    assert "test/bleu" in metrics and not any(k.startswith("val/") for k in metrics)
+    assert "the validation split is empty" in caplog.text
+    assert [p.name for p in (tmp_path / "checkpoints").iterdir()] == ["last.ckpt"]
+
+
+def test_empty_val_split_with_a_scheduler_on_val_bleu_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="validation split is empty: the scheduler needs"):
+        train(make_cfg(tmp_path, *SHORT, "dataset.val_size=0", "scheduler=plateau"))
+
+
+# --- divergence -------------------------------------------------------------------------------
+
+
+def test_divergence_stops_the_run_status_diverged_and_no_nonfinite_checkpoint(tmp_path):
+    out = run_train(
+        tmp_path, *TINY, "optimizer=sgd", "optimizer.lr=1e38", "trainer.gradient_clip_val=null"
+    )
+    assert out.returncode == 2
+    (line,) = error_lines(out)
+    assert line.startswith("error: training diverged: loss ") and "checkpoint" in line
+    summary = strict_json(tmp_path / "metrics.json")
+    assert summary["status"] == "diverged" and "diverged" in summary["error"]
+    assert checkpoint_weights_finite(tmp_path / "checkpoints")  # none, or only finite ones
+
+
+def test_loss_above_the_bound_for_patience_steps_is_divergence(tmp_path):
+    guard = ["callbacks.divergence_guard.max_loss=0.01", "callbacks.divergence_guard.patience=2"]
+    with pytest.raises(DivergenceError, match="loss above 0.01 for 2 checks up to step 2"):
+        train(make_cfg(tmp_path, *SHORT, *guard))
+    assert strict_json(tmp_path / "metrics.json")["status"] == "diverged"
+
+
+class PoisonAt(Callback):
+    """Turns a weight non-finite after training step ``step`` (test double for divergence)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                next(pl_module.parameters()).fill_(float("nan"))
+
+
+def test_nonfinite_weights_are_never_saved_the_last_finite_checkpoint_stays(tmp_path):
+    overrides = [*SHORT, "callbacks.step_checkpoint.every_n_train_steps=1", "+callbacks.poison._target_=test_faults.PoisonAt", "+callbacks.poison.step=2"]  # fmt: skip
+    with pytest.raises(DivergenceError, match="non-finite weights .* at step 2, not saved"):
+        train(make_cfg(tmp_path, *overrides))
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 1 and checkpoint_weights_finite(tmp_path / "checkpoints")
+
+
+def test_guard_refuses_any_checkpoint_with_nonfinite_weights():
+    trainer = type("T", (), {"global_step": 7, "checkpoint_callback": None})()
+    state = {"state_dict": {"w": torch.tensor([1.0, float("inf")]), "n": torch.tensor([3])}}
+    with pytest.raises(DivergenceError, match=r"non-finite weights \(w\) at step 7"):
+        DivergenceGuard().on_save_checkpoint(trainer, None, state)
+
+
+def test_run_files_are_strict_json_nonfinite_floats_become_null(tmp_path):
+    write_json(tmp_path / "m.json", {"a": float("nan"), "b": [float("inf"), 1.5], "c": {"d": 2}})
+    assert strict_json(tmp_path / "m.json") == {"a": None, "b": [None, 1.5], "c": {"d": 2}}
+
+
+# --- storage: writable at start, each checkpoint verified --------------------------------------
+
+
+def test_checkpoint_folder_that_cannot_be_created_is_one_line_exit_2(tmp_path):
+    (tmp_path / "checkpoints").write_text("a file where the folder should be")
+    out = run_train(tmp_path, *TINY)
+    assert out.returncode == 2
+    assert error_lines(out) == [f"error: cannot write to {tmp_path / 'checkpoints'}: it is not a folder"]  # fmt: skip
+    assert "loaded" not in out.stdout  # refused before any data was read
+
+
+def test_read_only_checkpoint_folder_is_refused(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: permission bits do not block writes here")
+        with pytest.raises(StorageError, match=f"cannot write to {folder}: Permission denied"):
+            check_writable([tmp_path, folder])
+    finally:
+        folder.chmod(0o700)
+
+
+def _write_nothing(self, checkpoint, filepath, storage_options=None):
+    """What Lightning's atomic save does when it swallows a PermissionError."""
+
+
+def _write_garbage(self, checkpoint, filepath, storage_options=None):
+    Path(filepath).parent.mkdir(parents=True, exist_ok=True)
+    Path(filepath).write_bytes(b"not a checkpoint")
+
+
+@pytest.mark.parametrize(
+    ("save", "problem"), [(_write_nothing, "was not written"), (_write_garbage, "does not load")]
+)
+def test_a_checkpoint_that_did_not_land_stops_the_run(tmp_path, monkeypatch, save, problem):
+    monkeypatch.setattr(SingleDeviceStrategy, "save_checkpoint", save)
+    with pytest.raises(StorageError, match=f"checkpoint save failed: .*/checkpoints/.* {problem}"):
+        train(make_cfg(tmp_path, *SHORT, "test=false"))
+    assert strict_json(tmp_path / "metrics.json")["status"] == "failed"
+
+
+# --- corpus files: compressed read transparently, non-text refused -----------------------------
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def test_compressed_corpus_reads_like_the_plain_one_whatever_its_name(tmp_path, compress):
+    path = tmp_path / "eng-fra.txt"  # no telling extension: the magic bytes decide
+    path.write_bytes(compress(SAMPLE_PATH.read_bytes()))
+    plain, stats = list(TabCorpus(SAMPLE_PATH).pairs(Counter())), Counter()
+    assert list(TabCorpus(path).pairs(stats)) == plain and stats["lines_read"] == len(plain)
+
+
+def test_compressed_europarl_files_are_counted_and_aligned(tmp_path):
+    en, fr = tmp_path / "en.gz", tmp_path / "fr.xz"
+    en.write_bytes(gzip.compress(b"hello\nthank you\n"))
+    fr.write_bytes(lzma.compress(b"bonjour\nmerci\n"))
+    pairs = list(EuroparlCorpus(en, fr).pairs(Counter()))
+    assert pairs == [("hello", "bonjour"), ("thank you", "merci")]
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"hello\tbonjour\n\x00\x01\x02ELF", "not a text file (NUL bytes in its first 20 bytes)"),
+        (bytes(range(128, 256)) * 4, "not a text file (100% of its first bytes not UTF-8)"),
+        (gzip.compress(b"hello\tbonjour\n" * 1000)[:60], "cannot read it (gzip: "),
+    ],
+)  # fmt: skip
+def test_file_that_is_not_text_is_refused_naming_it_and_why(tmp_path, content, why):
+    path = tmp_path / "eng-fra.txt"
+    path.write_bytes(content)
+    with pytest.raises(CorpusError, match="^" + re.escape(f"{path}: {why}")):
+        list(TabCorpus(path).pairs(Counter()))
+
+
+def test_a_few_invalid_bytes_are_repaired_not_refused(tmp_path):
+    path = tmp_path / "eng-fra.txt"
+    path.write_bytes("I am here.\tJe suis là.\n".encode("latin-1") * 10)
+    stats = Counter()
+    assert len(list(TabCorpus(path).pairs(stats))) == 10 and stats["invalid_utf8_repaired"] == 10
+
+
+def test_directory_given_as_a_corpus_path_says_so(tmp_path):
+    with pytest.raises(CorpusError, match=f"corpus path is a directory, not a file: {tmp_path}"):
+        locate(["eng-fra.txt"], paths=[tmp_path])
+
+
+def test_binary_corpus_via_train_is_one_line_exit_2(tmp_path):
+    binary = tmp_path / "corpus.bin"
+    binary.write_bytes(b"\x7fELF\x02\x01\x01\x00" + bytes(200))
+    run_dir = tmp_path / "run"
+    out = run_train(
+        run_dir, *TINY, "dataset=tutorial", f"dataset.corpus.path={binary}",
+        "dataset.prefixes=null", f"paths.cache_dir={tmp_path / 'cache'}",
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert error_lines(out) == [f"error: {binary}: not a text file (NUL bytes in its first 208 bytes)"]  # fmt: skip
