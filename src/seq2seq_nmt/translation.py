@@ -33,7 +33,7 @@ SEARCH_KEYS = (
 ENSEMBLE_PARTS = ("src_vocab", "tgt_vocab", "normalization")
 AVERAGE_PARTS = ("model", *ENSEMBLE_PARTS)
 _PART_NAMES = {
-    "model": "model settings", "src_vocab": "source vocabulary",
+    "model": "model configuration", "src_vocab": "source vocabulary",
     "tgt_vocab": "target vocabulary", "normalization": "normalisation",
 }  # fmt: skip
 
