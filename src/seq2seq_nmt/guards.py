@@ -51,18 +51,17 @@ class DivergenceGuard(Callback):
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         if loss is None or trainer.global_step % self.every_n_steps:
             return
-        value = float(loss)
-        if not math.isfinite(value):
-            raise DivergenceError(
-                f"training diverged: loss {value} at step {trainer.global_step}; "
-                f"{_last_checkpoint(trainer)}"
-            )
+        value, step = float(loss), trainer.global_step
         self._above = self._above + 1 if self.max_loss is not None and value > self.max_loss else 0
-        if self._above >= self.patience:
-            raise DivergenceError(
-                f"training diverged: loss above {self.max_loss} for {self._above} checks up to "
-                f"step {trainer.global_step}; {_last_checkpoint(trainer)}"
-            )
+        reason = None
+        if not math.isfinite(value):
+            reason = f"loss {value} at step {step}"
+        elif self._above >= self.patience:
+            reason = f"loss above {self.max_loss} for {self._above} checks up to step {step}"
+        # every rank stops together (a no-op on one device)
+        if trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
+            reason = reason or f"on another process at step {step}"
+            raise DivergenceError(f"training diverged: {reason}; {_last_checkpoint(trainer)}")
 
     def on_save_checkpoint(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict

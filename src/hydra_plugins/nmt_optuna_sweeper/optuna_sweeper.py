@@ -54,7 +54,12 @@ class OptunaSweeper(Sweeper):
         )
 
     def sweep(self, arguments: list[str]) -> None:
-        import optuna
+        try:
+            import optuna
+        except ImportError:
+            raise ImportError(
+                "the Optuna search needs optuna: pip install 'seq2seq-nmt[sweep]'"
+            ) from None
 
         lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)
         parsed = {
