@@ -12,12 +12,18 @@ from omegaconf import DictConfig
 
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data.download import CorpusError
-from seq2seq_nmt.guards import DivergenceError, StorageError, check_writable, output_folders
+from seq2seq_nmt.guards import (
+    DivergenceError,
+    ResumeError,
+    StorageError,
+    check_writable,
+    output_folders,
+)
 from seq2seq_nmt.runs import FAILED, record_outcome
 from seq2seq_nmt.training import train
 
-# Bad config, data or storage, or a diverged run: one line on stderr and exit status 2.
-ERRORS = (ConfigError, CorpusError, StorageError, DivergenceError)
+# Bad config, data, storage or checkpoint to resume, or a diverged run: one line, exit status 2.
+ERRORS = (ConfigError, CorpusError, StorageError, ResumeError, DivergenceError)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

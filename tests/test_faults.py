@@ -8,6 +8,7 @@ import json
 import lzma
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -22,12 +23,20 @@ from conftest import FAST, ROOT, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH, EuroparlCorpus, TabCorpus
 from seq2seq_nmt.data.download import CorpusError, locate
-from seq2seq_nmt.guards import DivergenceError, DivergenceGuard, StorageError, check_writable
+from seq2seq_nmt.guards import (
+    DivergenceError,
+    DivergenceGuard,
+    ResumeError,
+    StorageError,
+    check_writable,
+    verify_checkpoint,
+)
 from seq2seq_nmt.runs import write_json
 from seq2seq_nmt.training import train
 
 TINY = [*FAST, "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
-SHORT = [*TINY, "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv"]
+LIMITS = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv"]
+SHORT = [*TINY, *LIMITS]
 
 
 def run_train(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -280,3 +289,56 @@ def test_binary_corpus_via_train_is_one_line_exit_2(tmp_path):
     )  # fmt: skip
     assert out.returncode == 2
     assert error_lines(out) == [f"error: {binary}: not a text file (NUL bytes in its first 208 bytes)"]  # fmt: skip
+
+
+# --- resume: a bad last.ckpt falls back, settings a resume cannot honour are refused -----------
+
+RESUME = [*FAST, "model.emb_size=32", "model.hidden_size=32", *LIMITS, "test=false"]
+
+
+@pytest.fixture(scope="module")
+def two_epochs(tmp_path_factory) -> Path:
+    """A run of two short epochs: checkpoints of epoch 0 and 1, and last.ckpt."""
+    out = tmp_path_factory.mktemp("two_epochs")
+    train(make_cfg(out, *RESUME, "trainer.max_epochs=2"))
+    return out
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(run, tmp_path / "run"))
+
+
+def test_truncated_last_ckpt_falls_back_to_the_newest_readable_one(two_epochs, tmp_path, caplog):
+    run = copy_run(two_epochs, tmp_path)
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+    train(make_cfg(run, *RESUME, "trainer.max_epochs=3", "ckpt_path=last"))
+    assert f"{last} does not load" in caplog.text
+    resumed = strict_json(run / "run.json")["resumed_from"]
+    assert Path(resumed).name.startswith("epoch001") and f"resuming from {resumed}" in caplog.text
+    assert verify_checkpoint(last) is None  # a good last.ckpt again
+
+
+def test_unreadable_checkpoint_given_by_path_is_one_line(two_epochs, tmp_path):
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes((two_epochs / "checkpoints" / "last.ckpt").read_bytes()[:1000])
+    with pytest.raises(ResumeError, match=f"^ckpt_path={bad}: does not load "):
+        train(make_cfg(tmp_path / "run", *RESUME, f"ckpt_path={bad}"))
+
+
+@pytest.mark.parametrize(
+    ("override", "diff"),
+    [("model.hidden_size=48", "model.hidden_size=32 (now 48)"),
+     ("dataset.direction=en-fr", "data.direction='fr-en' (now 'en-fr')")],
+)  # fmt: skip
+def test_resume_with_another_model_or_data_is_refused(two_epochs, tmp_path, override, diff):
+    run = copy_run(two_epochs, tmp_path)
+    with pytest.raises(ResumeError, match=r"trained with other settings: .*" + re.escape(diff)):
+        train(make_cfg(run, *RESUME, "trainer.max_epochs=3", "ckpt_path=last", override))
+
+
+def test_resume_with_another_learning_rate_applies_it_with_a_warning(two_epochs, tmp_path, caplog):
+    run = copy_run(two_epochs, tmp_path)
+    metrics = train(make_cfg(run, *RESUME, "trainer.max_epochs=3", "ckpt_path=last", "optimizer.lr=0.01"))  # fmt: skip
+    assert "resuming with optimizer.lr=0.01 (the checkpoint was trained with 0.001)" in caplog.text
+    assert metrics["lr-Adam"] == pytest.approx(0.01)

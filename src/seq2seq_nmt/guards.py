@@ -1,7 +1,8 @@
 """Guards that stop a run loudly instead of letting it fail silently: a diverging loss, non-finite
 weights about to be saved, a run or checkpoint folder that cannot be written, a checkpoint that
-was not written or does not load back."""
+was not written or does not load back, a resume that cannot honour the config."""
 
+import logging
 import math
 import tempfile
 from pathlib import Path
@@ -13,6 +14,10 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
+from .translation import CHECKPOINT_KEY
+
+log = logging.getLogger(__name__)
+
 
 class DivergenceError(RuntimeError):
     """Training diverged: a non-finite loss, a loss above the bound for too long, or non-finite
@@ -21,6 +26,10 @@ class DivergenceError(RuntimeError):
 
 class StorageError(RuntimeError):
     """A run or checkpoint folder that cannot be written, or a checkpoint that did not land."""
+
+
+class ResumeError(ValueError):
+    """A checkpoint to resume from that does not load, or was trained with other settings."""
 
 
 def _last_checkpoint(trainer: pl.Trainer) -> str:
@@ -101,7 +110,8 @@ def verify_checkpoint(path: Path) -> str | None:
     try:
         torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # any unpickling or zip error means the file is unusable
-        return f"does not load ({type(e).__name__}: {e})".splitlines()[0]
+        why = str(e).splitlines()[0].split(". ")[0] if str(e) else ""
+        return f"does not load ({type(e).__name__}: {why})"
     return None
 
 
@@ -123,3 +133,84 @@ def check_writable(folders: list[Path]) -> None:
                 pass
         except OSError as e:
             raise StorageError(f"cannot write to {folder}: {e.strerror or e}") from None
+
+
+def newest_readable(folder: Path, bad: Path) -> Path | None:
+    """The newest checkpoint in ``folder``, other than ``bad``, that loads."""
+    others = [p for p in folder.glob("*.ckpt") if p != bad]
+    others.sort(key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    return next((p for p in others if verify_checkpoint(p) is None), None)
+
+
+def checked_resume(ckpt_path: str | None, module: Any, last: bool) -> str | None:
+    """The checkpoint to resume from, checked: it loads (for ``ckpt_path=last``, else the newest
+    readable checkpoint beside it, with a warning naming the bad file; none: train from scratch)
+    and was trained with ``module``'s model, data and vocabularies (else a ResumeError)."""
+    if ckpt_path is None:
+        return None
+    path = Path(ckpt_path)
+    problem = verify_checkpoint(path)
+    if problem and not last:
+        raise ResumeError(f"ckpt_path={path}: {problem}")
+    if problem:
+        found = newest_readable(path.parent, path)
+        where = found or "scratch (no readable checkpoint beside it)"
+        log.warning("ckpt_path=last: %s %s; resuming from %s", path, problem, where)
+        if found is None:
+            return None
+        path = found
+    check_same_settings(path, module)
+    return str(path)
+
+
+def check_same_settings(path: Path, module: Any) -> None:
+    """Raise a ResumeError when the checkpoint at ``path`` was trained with another model shape,
+    data preprocessing or vocabulary than ``module`` (settings it does not record are not
+    compared): a resume cannot honour those."""
+    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(CHECKPOINT_KEY)
+    if not isinstance(saved, dict):
+        raise ResumeError(f"ckpt_path={path}: not a seq2seq-nmt checkpoint")
+    now = {"model": module.net_config, "data": module.data_config}
+    diffs = [
+        f"{part}.{key}={saved[part][key]!r} (now {value!r})"
+        for part, values in now.items()
+        for key, value in values.items()
+        if key in saved.get(part, {})
+        and saved[part][key] != value
+        and not key.endswith("_vocab_size")  # the vocabularies are compared below
+    ]
+    for side in ("src_vocab", "tgt_vocab"):
+        if saved[side]["index2word"] != getattr(module, side).to_dict()["index2word"]:
+            diffs.append(f"{side} (other data or vocabulary settings)")
+    if diffs:
+        raise ResumeError(
+            f"ckpt_path={path}: trained with other settings: {', '.join(diffs)}; "
+            "resume with the settings it was trained with, or train afresh"
+        )
+
+
+class ResumeSettings(Callback):
+    """Keeps the configured learning rate in checkpoints. On resume, a changed ``lr`` is applied
+    to the restored optimizer, with a warning, instead of being silently replaced by the saved
+    one; an unchanged one leaves the restored rate alone (a scheduler may have lowered it)."""
+
+    def __init__(self, lr: float):
+        self.lr, self._saved_lr = lr, None
+
+    def state_dict(self) -> dict:
+        return {"lr": self.lr}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self._saved_lr = state_dict.get("lr")
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._saved_lr is None or self._saved_lr == self.lr:
+            return
+        log.warning(
+            "resuming with optimizer.lr=%s (the checkpoint was trained with %s): applied",
+            self.lr, self._saved_lr,
+        )  # fmt: skip
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = self.lr
+        self._saved_lr = None

@@ -11,7 +11,7 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from .config import ConfigError
-from .guards import DivergenceError
+from .guards import DivergenceError, checked_resume
 from .module import TranslationModule
 from .runs import (
     COMPLETED,
@@ -124,7 +124,8 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")), **settings
     )
-    ckpt_path = resume_path(cfg.get("ckpt_path"), trainer)
+    last = cfg.get("ckpt_path") == "last"
+    ckpt_path = checked_resume(resume_path(cfg.get("ckpt_path"), trainer), module, last)
     record_provenance(run_dir, datamodule, Path(cfg.paths.root_dir), ckpt_path)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
