@@ -91,6 +91,9 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.val_size": (split_size, "a fraction in [0, 1) or a non-negative integer count"),
     "dataset.test_size": (split_size, "a fraction in [0, 1) or a non-negative integer count"),
     "dataset.sampling": (one_of(("bucket", "replacement")), "one of bucket, replacement"),
+    "dataset.max_tokens": (or_null(positive_int), "a positive integer or null"),
+    "dataset.num_workers": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
+    "seed": (_count, "an integer"),
     "optimizer.lr": (positive, "a number > 0"),
     "loss.label_smoothing": (ratio, "a number in [0, 1]"),
     "trainer.max_epochs": (
