@@ -6,6 +6,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from conftest import CONF, FAST, make_cfg
+from seq2seq_nmt.model import ATTENTIONS
 
 GROUPS = ["dataset", "model", "optimizer", "loss", "scheduler", "trainer", "logger", "callbacks"]
 
@@ -40,12 +41,12 @@ def test_optimizers_instantiate_with_their_settings(tmp_path, optimizer):
     assert opt.param_groups[0]["lr"] == 0.123
 
 
-@pytest.mark.parametrize("attention", ["bahdanau", "luong_general", "luong_dot", "tutorial"])
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
 def test_model_attention_option(tmp_path, attention):
     cfg = make_cfg(tmp_path, f"model.attention={attention}", "model.hidden_size=32")
     net = instantiate(cfg.model, src_vocab_size=10, tgt_vocab_size=12)
     assert net.generator.out_features == 12
-    assert (net.max_length is not None) == (attention == "tutorial")
+    assert (net.max_length is not None) == ATTENTIONS[attention].needs_max_length
 
 
 def test_command_line_overrides_reach_the_config(tmp_path):

@@ -5,10 +5,9 @@ import torch
 
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
 from seq2seq_nmt.losses import NLLLoss
-from seq2seq_nmt.model import Seq2Seq, SourceTooLongError
+from seq2seq_nmt.model import ATTENTIONS, RNNS, Seq2Seq, SourceTooLongError
+from seq2seq_nmt.model.attention import Attention, register
 from seq2seq_nmt.search import greedy, output_limits
-
-ATTENTIONS = ["bahdanau", "luong_general", "luong_dot", "tutorial"]
 
 
 def make(attention="bahdanau", **kw) -> Seq2Seq:
@@ -24,7 +23,7 @@ def padded_batch():
     return src, torch.tensor([3, 5]), tgt_in
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padding_gets_no_attention_and_does_not_change_outputs(attention, bidirectional):
     model = make(attention, bidirectional=bidirectional)
@@ -36,7 +35,7 @@ def test_padding_gets_no_attention_and_does_not_change_outputs(attention, bidire
     assert torch.allclose(alone, logits[:1], atol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("cell", list(RNNS))
 def test_multilayer_cells_run(cell):
     model = make(cell=cell, num_layers=2, bidirectional=True)
     src, src_len, tgt_in = padded_batch()
@@ -62,7 +61,7 @@ def test_nll_equals_cross_entropy_without_smoothing():
     assert not torch.allclose(nll, smoothed)
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
 def test_teacher_forcing_one_reads_the_reference_and_zero_ignores_it(attention):
     model = make(attention)
     src, src_len, tgt_in = padded_batch()
@@ -87,7 +86,9 @@ def test_free_running_feeds_back_the_argmax():
     assert torch.allclose(free, forced_on_own, atol=1e-5)
 
 
-@pytest.mark.parametrize("attention", ["luong_general", "luong_dot"])
+@pytest.mark.parametrize(
+    "attention", [name for name, spec in ATTENTIONS.items() if not spec.attend_first]
+)
 def test_luong_one_call_path_equals_step_loop(attention):
     model = make(attention)
     src, src_len, tgt_in = padded_batch()
@@ -124,7 +125,7 @@ def test_greedy_batched_equals_one_at_a_time_and_stops_at_eos():
         assert (tokens[i, n:] == PAD).all()
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
 @torch.no_grad()
 def test_rows_sharing_a_sentence_memory_equal_rows_with_their_own_copy(attention):
     """A decoder step for g rows per sentence (beam search) reads the sentence's memory in place."""
@@ -154,7 +155,7 @@ def test_padded_gru_encoder_equals_the_packed_one_with_gradients():
     assert results[0][0][0, 3:].abs().max() == 0  # zero at padding
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", list(ATTENTIONS))
 @pytest.mark.parametrize(
     "levers",
     [{"deep_output": True}, {"bridge": True, "bidirectional": True}, {"tie_embeddings": True}],
@@ -207,3 +208,56 @@ def test_teacher_forcing_per_sequence_is_all_or_nothing(attention):
         )
         seen.add(kind)
     assert seen == {"forced", "free"}
+
+
+def test_built_in_attentions_decode_as_registered():
+    styles = {n: (s.attend_first, s.query_emb, s.needs_max_length) for n, s in ATTENTIONS.items()}
+    expected = {
+        "bahdanau": (True, False, False),
+        "luong_dot": (False, False, False),
+        "luong_general": (False, False, False),
+        "tutorial": (True, True, True),
+    }
+    assert styles.items() >= expected.items()
+    assert set(RNNS) >= {"gru", "lstm"}
+
+
+class ScaledDotAttention(Attention):
+    """docs/extending.md's worked example: q . k / sqrt(d), queried by the RNN output."""
+
+    def __init__(self, query_size: int, key_size: int):
+        super().__init__()
+        if query_size != key_size:
+            raise ValueError("scaled dot attention needs query and key of the same size")
+        self.scale = key_size**-0.5
+
+    def scores(self, query, keys, proj):
+        return (query @ keys.transpose(1, 2)) * self.scale
+
+
+@pytest.fixture
+def scaled_dot():
+    """The docs' example attention, registered for one test."""
+    register("scaled_dot", ScaledDotAttention, attend_first=False)
+    yield "scaled_dot"
+    del ATTENTIONS["scaled_dot"]
+
+
+def test_a_registered_attention_is_a_model_and_config_option(scaled_dot, tmp_path):
+    from conftest import make_cfg
+    from seq2seq_nmt.config import validate
+
+    model = make(scaled_dot)
+    src, src_len, tgt_in = padded_batch()
+    logits, attn = model(src, src_len, tgt_in)
+    assert attn[0, :, 3:].abs().max() == 0 and logits.shape == (2, 4, 22)
+    validate(make_cfg(tmp_path, f"model.attention={scaled_dot}"))
+    with pytest.raises(ValueError, match="already registered"):
+        register(scaled_dot, ScaledDotAttention, attend_first=False)
+
+
+def test_unknown_attention_and_missing_max_length_are_one_line():
+    with pytest.raises(ValueError, match=r"unknown attention 'general'; choose from \('bahdanau'"):
+        make("general")
+    with pytest.raises(ValueError, match="attention=tutorial needs max_length"):
+        make("tutorial", max_length=None)

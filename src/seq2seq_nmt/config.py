@@ -12,7 +12,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from .data.normalize import NORMALIZERS
 from .data.preprocess import PREFIX_LISTS
-from .model.seq2seq import ATTENTIONS
+from .model import ATTENTIONS, RNNS
 
 _ABSENT = object()
 
@@ -77,7 +77,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.hidden_size": (positive_int, "a positive integer"),
     "model.num_layers": (positive_int, "a positive integer"),
     "model.dropout": (ratio, "a number in [0, 1]"),
-    "model.cell": (one_of(("gru", "lstm")), "one of gru, lstm"),
+    "model.cell": (one_of(RNNS), _names(RNNS)),
     "model.attention": (one_of(ATTENTIONS), _names(ATTENTIONS)),
     "model.bidirectional": (boolean, "true or false"),
     "model.deep_output": (boolean, "true or false"),

@@ -6,7 +6,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from ..data.vocab import PAD
 
-RNNS = {"gru": nn.GRU, "lstm": nn.LSTM}
+# The cells ``model.cell`` names (and the config check allows): a class with nn.GRU's
+# constructor, taking and returning a tensor state, or nn.LSTM's, with an (h, c) tuple state.
+RNNS: dict[str, type[nn.RNNBase]] = {"gru": nn.GRU, "lstm": nn.LSTM}
 Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 

@@ -4,28 +4,25 @@ import torch
 from torch import nn
 
 from ..data.vocab import PAD
-from .attention import BahdanauAttention, LuongAttention, TutorialAttention
+from .attention import ATTENTIONS, AttentionSpec
 from .decoder import Decoder, Memory
 from .encoder import Encoder, Hidden, map_hidden
 
-ATTENTIONS = ("bahdanau", "luong_dot", "luong_general", "tutorial")
+__all__ = ["ATTENTIONS", "Seq2Seq", "SourceTooLongError"]
 
 
 class SourceTooLongError(ValueError):
-    """The tutorial attention has ``max_length`` slots and cannot see a longer source."""
+    """A position attention (the tutorial's) has ``max_length`` slots and cannot see a longer source."""
 
 
-def _attention(kind: str, hidden: int, emb: int, max_length: int | None):
-    """Attention module and whether it is queried before the RNN step (``attend_first``)."""
-    if kind == "bahdanau":
-        return BahdanauAttention(hidden, hidden), True
-    if kind in ("luong_dot", "luong_general"):
-        return LuongAttention(hidden, hidden, general=kind == "luong_general"), False
-    if kind == "tutorial":
-        if not max_length:
-            raise ValueError("attention=tutorial needs max_length (its number of source slots)")
-        return TutorialAttention(emb + hidden, max_length), True
-    raise ValueError(f"unknown attention {kind!r}; choose from {ATTENTIONS}")
+def attention_spec(kind: str, max_length: int | None) -> AttentionSpec:
+    """The registered attention ``kind`` (ValueError, one line, when unknown or missing max_length)."""
+    spec = ATTENTIONS.get(kind)
+    if spec is None:
+        raise ValueError(f"unknown attention {kind!r}; choose from {tuple(ATTENTIONS)}")
+    if spec.needs_max_length and not max_length:
+        raise ValueError(f"attention={kind} needs max_length (its number of source slots)")
+    return spec
 
 
 class Seq2Seq(nn.Module):
@@ -56,15 +53,16 @@ class Seq2Seq(nn.Module):
             raise ValueError(
                 f"tie_embeddings needs emb_size == hidden_size, got {emb_size} and {hidden_size}"
             )
-        attn, attend_first = _attention(attention, hidden_size, emb_size, max_length)
-        self.max_length = max_length if attention == "tutorial" else None
+        spec = attention_spec(attention, max_length)
+        self.attention_name = attention
+        self.max_length = max_length if spec.needs_max_length else None
         self.encoder = Encoder(
             src_vocab_size, emb_size, hidden_size, num_layers, dropout, cell, bidirectional
         )
         self.decoder = Decoder(
-            tgt_vocab_size, emb_size, hidden_size, attn, attend_first,
-            query_emb=attention == "tutorial", num_layers=num_layers, dropout=dropout, cell=cell,
-            deep_output=deep_output,
+            tgt_vocab_size, emb_size, hidden_size, spec.build(hidden_size, emb_size, max_length),
+            spec.attend_first, query_emb=spec.query_emb, num_layers=num_layers, dropout=dropout,
+            cell=cell, deep_output=deep_output,
         )  # fmt: skip
         self.bridge = nn.Linear(hidden_size, hidden_size) if bridge else None
         self.dropout = nn.Dropout(dropout)
@@ -77,7 +75,7 @@ class Seq2Seq(nn.Module):
         if self.max_length is not None and src.size(1) > self.max_length:
             raise SourceTooLongError(
                 f"source of {src.size(1)} tokens (with EOS) exceeds the {self.max_length} positions "
-                "the tutorial attention can see"
+                f"the {self.attention_name} attention can see"
             )
         keys, hidden = self.encoder(src, src_len)
         if self.bridge is not None:
