@@ -6,7 +6,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from seq2seq_nmt.translation import quote_text_arg, run
+from seq2seq_nmt.cli import quote_text_arg, run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="translate")

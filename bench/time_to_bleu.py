@@ -24,7 +24,7 @@ from benchlib import BENCH_DATA, ROOT, compose, describe_machine
 from train_bench import translate_rate
 
 from seq2seq_nmt.training import build, train
-from seq2seq_nmt.translation import Translator
+from seq2seq_nmt.translator import Translator
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

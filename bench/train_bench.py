@@ -31,7 +31,7 @@ from seq2seq_nmt.metrics import corpus_bleu
 from seq2seq_nmt.model.decoder import Memory
 from seq2seq_nmt.search import beam_search, greedy, output_limits
 from seq2seq_nmt.training import build, instantiate_all
-from seq2seq_nmt.translation import Translator
+from seq2seq_nmt.translator import Translator
 
 
 class Rate:

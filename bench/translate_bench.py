@@ -23,7 +23,7 @@ from hydra.utils import instantiate
 from seq2seq_nmt.data.preprocess import clean_pairs
 from seq2seq_nmt.data.split import split_pairs
 from seq2seq_nmt.metrics import corpus_bleu
-from seq2seq_nmt.translation import Translator
+from seq2seq_nmt.translator import Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 

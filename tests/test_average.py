@@ -10,7 +10,8 @@ import torch
 
 from conftest import ROOT
 from seq2seq_nmt.average import main
-from seq2seq_nmt.translation import Translator
+from seq2seq_nmt.checkpoint import WEIGHTS_PREFIX
+from seq2seq_nmt.translator import Translator
 
 
 def load(path) -> dict:
@@ -50,7 +51,7 @@ def test_best_two_of_a_run_are_averaged_and_translate(tmp_path, trained_run, cap
     assert "averaged 2 checkpoints" in capsys.readouterr().err
 
     translator = Translator.from_checkpoint(out)
-    net = {k.removeprefix("net."): v for k, v in load(out)["state_dict"].items()}
+    net = {k.removeprefix(WEIGHTS_PREFIX): v for k, v in load(out)["state_dict"].items()}
     for k, v in translator.model.state_dict().items():
         assert torch.equal(v, net[k])
     assert all(translator.translate(["Il est vieux.", "Nous sommes contents."]))

@@ -10,8 +10,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from conftest import FAST, make_cfg
 from seq2seq_nmt.callbacks import EMA
+from seq2seq_nmt.checkpoint import WEIGHTS_PREFIX
 from seq2seq_nmt.training import train
-from seq2seq_nmt.translation import Translator
+from seq2seq_nmt.translator import Translator
 
 Weights = dict[str, torch.Tensor]
 
@@ -168,5 +169,5 @@ def test_resume_restores_raw_and_average_and_translate_loads_the_average(tmp_pat
     assert differs(halfway["callbacks"]["EMA"]["raw"], b["callbacks"]["EMA"]["raw"])
 
     model = Translator.from_checkpoint(straight / "checkpoints" / "last.ckpt").model
-    net = {k.removeprefix("net."): v for k, v in a["state_dict"].items()}
+    net = {k.removeprefix(WEIGHTS_PREFIX): v for k, v in a["state_dict"].items()}
     assert_weights_equal(model.state_dict(), net)

@@ -12,7 +12,7 @@ from seq2seq_nmt.data.vocab import SOS
 from seq2seq_nmt.ensemble import Ensemble
 from seq2seq_nmt.search import beam_search, greedy_hypotheses, output_limits
 from seq2seq_nmt.training import train
-from seq2seq_nmt.translation import Translator
+from seq2seq_nmt.translator import Translator
 
 
 @pytest.fixture(scope="module")

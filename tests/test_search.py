@@ -10,7 +10,7 @@ from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
 from seq2seq_nmt.model import Seq2Seq
 from seq2seq_nmt.search import beam_search, greedy, length_penalty, output_limits
-from seq2seq_nmt.translation import Translator
+from seq2seq_nmt.translator import Translator
 
 
 @pytest.fixture(scope="module")

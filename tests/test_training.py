@@ -11,7 +11,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from conftest import FAST, ROOT, make_cfg
 from seq2seq_nmt.training import build, instantiate_all
-from seq2seq_nmt.translation import Translator
+from seq2seq_nmt.translator import Translator
 
 
 class LossHistory(pl.Callback):
@@ -117,7 +117,7 @@ def test_bad_checkpoint_gives_one_line_error(tmp_path, content, message):
 
 
 def test_foreign_checkpoint_is_refused(tmp_path):
-    from seq2seq_nmt.translation import CheckpointError
+    from seq2seq_nmt.checkpoint import CheckpointError
 
     path = tmp_path / "other.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, path)

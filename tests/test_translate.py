@@ -11,12 +11,13 @@ import sacrebleu
 import torch
 
 from conftest import ROOT, make_cfg
+from seq2seq_nmt.cli import run
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.normalize import normalize_tutorial
 from seq2seq_nmt.data.vocab import EOS, UNK, Vocab
 from seq2seq_nmt.model import Seq2Seq
 from seq2seq_nmt.search import Hypothesis
-from seq2seq_nmt.translation import Translation, Translator, run
+from seq2seq_nmt.translator import Translation, Translator
 
 
 class Terminal(io.StringIO):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .translation import (
+from .checkpoint import (
     AVERAGE_PARTS,
     CHECKPOINT_KEY,
     CheckpointError,

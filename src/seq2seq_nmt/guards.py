@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
-from .translation import CHECKPOINT_KEY
+from .checkpoint import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)
 

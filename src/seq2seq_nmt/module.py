@@ -9,13 +9,12 @@ import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
-from . import __version__
+from .checkpoint import make_payload, write_payload
 from .data.vocab import PAD, Vocab
 from .metrics import corpus_bleu, gather_strings
 from .model import Seq2Seq
 from .plot import attention_figure
 from .search import greedy, output_limits
-from .translation import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)
 TEACHER_FORCING_MODES = ("step", "sequence")
@@ -25,7 +24,9 @@ class TranslationModule(pl.LightningModule):
     """Wraps the network, its vocabularies and the settings translation needs.
 
     ``on_save_checkpoint`` stores all of it as plain Python types under ``checkpoint["nmt"]``,
-    so a checkpoint rebuilds its model alone and loads with ``torch.load(weights_only=True)``.
+    so a checkpoint rebuilds its model alone and loads with ``torch.load(weights_only=True)``
+    (the format: ``seq2seq_nmt.checkpoint``). The network is ``self.net``, whose weights
+    the checkpoint's ``state_dict`` names ``net.*`` (``checkpoint.WEIGHTS_PREFIX``).
     """
 
     def __init__(
@@ -53,7 +54,7 @@ class TranslationModule(pl.LightningModule):
                 f"got {teacher_forcing_mode!r}"
             )
         self.per_sequence = teacher_forcing_mode == "sequence"
-        self.net, self.net_config = net, net_config
+        self.net, self.net_config = net, net_config  # checkpoint.NET_ATTRIBUTE: "net.*" weights
         self.src_vocab, self.tgt_vocab, self.data_config = src_vocab, tgt_vocab, data_config
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.criterion = loss(ignore_index=PAD)
@@ -147,10 +148,5 @@ class TranslationModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint[CHECKPOINT_KEY] = {
-            "version": __version__,
-            "model": dict(self.net_config),
-            "src_vocab": self.src_vocab.to_dict(),
-            "tgt_vocab": self.tgt_vocab.to_dict(),
-            "data": dict(self.data_config),
-        }
+        payload = make_payload(self.net_config, self.src_vocab, self.tgt_vocab, self.data_config)
+        write_payload(checkpoint, payload)

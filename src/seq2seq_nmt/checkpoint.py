@@ -1,0 +1,142 @@
+"""The checkpoint format: what a seq2seq-nmt checkpoint holds beside Lightning's own entries.
+
+Lightning stores the module's weights under ``state_dict``: the network's as ``net.<name>``
+(``WEIGHTS_PREFIX``: ``TranslationModule`` keeps its ``Seq2Seq`` as ``self.<NET_ATTRIBUTE>``).
+``TranslationModule.on_save_checkpoint`` adds, under ``checkpoint["nmt"]``, the payload that
+rebuilds the network alone, in plain Python types (``torch.load(weights_only=True)`` reads it):
+
+- ``format``: the layout of this payload (``FORMAT``); a reader refuses a format newer than its own
+- ``version``: the package version that wrote it
+- ``model``: the ``Seq2Seq`` keyword arguments
+- ``src_vocab``, ``tgt_vocab``: ``Vocab.to_dict()``
+- ``data``: the preprocessing translation repeats (normalisation, direction, max_length, ...)
+
+Format 0 is the payload before ``format`` existed: the same entries without it.
+"""
+
+import pickle
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .data.vocab import Vocab
+from .model import Seq2Seq
+
+CHECKPOINT_KEY = "nmt"  # where a checkpoint keeps the payload
+FORMAT = 1  # the payload layout this version writes
+READABLE_FORMATS = (0, 1)
+NET_ATTRIBUTE = "net"  # TranslationModule's attribute holding the Seq2Seq
+WEIGHTS_PREFIX = f"{NET_ATTRIBUTE}."  # the network's weights in a checkpoint's state_dict
+
+# the parts of checkpoints' payloads that must agree to ensemble or to average them
+ENSEMBLE_PARTS = ("src_vocab", "tgt_vocab", "normalization")
+AVERAGE_PARTS = ("model", *ENSEMBLE_PARTS)
+_PART_NAMES = {
+    "model": "model configuration", "src_vocab": "source vocabulary",
+    "tgt_vocab": "target vocabulary", "normalization": "normalisation",
+}  # fmt: skip
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, unreadable, unsafe or not ours (one-line message)."""
+
+
+def first_line(e: BaseException, limit: int = 120) -> str:
+    """``Type: first line`` of an exception, cut to ``limit`` characters."""
+    line = (str(e).strip().splitlines() or [""])[0]
+    text = f"{type(e).__name__}: {line}" if line else type(e).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def make_payload(
+    model_config: Mapping, src_vocab: Vocab, tgt_vocab: Vocab, data_config: Mapping
+) -> dict:
+    """The current format's payload, in plain Python types."""
+    return {
+        "format": FORMAT,
+        "version": __version__,
+        "model": dict(model_config),
+        "src_vocab": src_vocab.to_dict(),
+        "tgt_vocab": tgt_vocab.to_dict(),
+        "data": dict(data_config),
+    }
+
+
+def write_payload(checkpoint: dict, payload: dict) -> None:
+    """Put ``payload`` (from ``make_payload``) into a checkpoint being saved."""
+    checkpoint[CHECKPOINT_KEY] = payload
+
+
+def read_payload(ckpt: dict, path: str | Path = "checkpoint") -> dict:
+    """The payload of a loaded checkpoint in the current format (an older format is upgraded);
+    CheckpointError, one line, when it is not ours or of a format this version cannot read."""
+    payload = ckpt.get(CHECKPOINT_KEY) if isinstance(ckpt, dict) else None
+    if not isinstance(payload, dict):
+        raise CheckpointError(f"{path}: not a seq2seq-nmt checkpoint (no '{CHECKPOINT_KEY}' entry)")
+    fmt = payload.get("format", 0)
+    if fmt not in READABLE_FORMATS:
+        raise CheckpointError(
+            f"{path}: unknown checkpoint format {fmt!r} (written by seq2seq-nmt "
+            f"{payload.get('version', '?')}); seq2seq-nmt {__version__} reads formats "
+            f"{', '.join(map(str, READABLE_FORMATS))}"
+        )
+    return payload | {"format": FORMAT}  # format 0 differs only in lacking the key
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """``torch.load(weights_only=True)`` with one-line errors; checks it is a seq2seq-nmt
+    checkpoint of a readable format, whose payload it upgrades to the current format."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(
+            f"{path}: refused, not a plain-type checkpoint ({first_line(e)})"
+        ) from e
+    except Exception as e:  # truncated zip, foreign bytes, ...
+        raise CheckpointError(f"{path}: unreadable checkpoint ({first_line(e)})") from e
+    if not isinstance(ckpt, dict) or CHECKPOINT_KEY not in ckpt or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a seq2seq-nmt checkpoint (no '{CHECKPOINT_KEY}' entry)")
+    ckpt[CHECKPOINT_KEY] = read_payload(ckpt, path)
+    return ckpt
+
+
+def _part(meta: dict, name: str):
+    return meta.get("data", {}).get(name) if name == "normalization" else meta.get(name)
+
+
+def check_compatible(
+    paths: Sequence[str | Path], ckpts: Sequence[dict], parts: Sequence[str]
+) -> None:
+    """CheckpointError naming the first of ``parts`` (of the payloads) that differs from the
+    first checkpoint's: see ``ENSEMBLE_PARTS`` and ``AVERAGE_PARTS``."""
+    first = ckpts[0][CHECKPOINT_KEY]
+    for path, ckpt in zip(paths[1:], ckpts[1:], strict=True):
+        for name in parts:
+            if _part(ckpt[CHECKPOINT_KEY], name) != _part(first, name):
+                raise CheckpointError(
+                    f"{path}: its {_PART_NAMES[name]} differs from that of {paths[0]}"
+                )
+
+
+def network_weights(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The network's weights of a checkpoint's ``state_dict``, named as in ``Seq2Seq``."""
+    return {
+        k.removeprefix(WEIGHTS_PREFIX): v
+        for k, v in state_dict.items()
+        if k.startswith(WEIGHTS_PREFIX)
+    }
+
+
+def load_network(path: str | Path, ckpt: dict) -> Seq2Seq:
+    """The network of a loaded checkpoint (CheckpointError when its parts do not fit)."""
+    try:
+        model = Seq2Seq(**ckpt[CHECKPOINT_KEY]["model"])
+        model.load_state_dict(network_weights(ckpt["state_dict"]))
+    except (TypeError, KeyError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({first_line(e)})") from e
+    return model
