@@ -6,6 +6,7 @@ A key absent from the composed config is skipped (an option of another config gr
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -94,6 +95,10 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.max_tokens": (or_null(positive_int), "a positive integer or null"),
     "dataset.num_workers": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
     "seed": (_count, "an integer"),
+    "ckpt_path": (
+        lambda v: v is None or v == "last" or (isinstance(v, str) and Path(v).is_file()),
+        "null, last, or an existing checkpoint file",
+    ),
     "optimizer.lr": (positive, "a number > 0"),
     "loss.label_smoothing": (ratio, "a number in [0, 1]"),
     "trainer.max_epochs": (
