@@ -4,7 +4,6 @@
 
 import json
 import math
-import os
 import platform
 import socket
 import subprocess
@@ -15,9 +14,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.utilities import rank_zero_only
 
 from . import __version__
+from .data.io import atomic_write
+from .resolvers import rank_zero_only
 
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
 # status values in metrics.json; a run killed outright stays "running" (report: "unfinished")
@@ -39,10 +39,9 @@ def finite(data: Any) -> Any:
 def write_json(path: Path, data: dict) -> None:
     """Write strict JSON (non-finite floats as null) atomically (temporary file, then rename), so
     a killed run leaves no half file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(finite(data), indent=2, default=str, allow_nan=False) + "\n")
-    tmp.replace(path)
+    text = json.dumps(finite(data), indent=2, default=str, allow_nan=False) + "\n"
+    with atomic_write(path) as tmp:
+        tmp.write_text(text)
 
 
 def read_json(path: Path) -> dict | None:

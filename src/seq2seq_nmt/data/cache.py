@@ -8,14 +8,13 @@ Memory stays bounded by the vocabularies and a few bytes per pair, whatever the 
 On disk, per split and side: ``<split>.<side>.npy`` (the int32 ids of all its sentences, EOS
 included, end to end) and ``<split>.<side>.offsets.npy``; ``<split>.refs.txt`` (val/test target
 sentences), ``vocab.json`` and ``meta.json``. A cache entry is a folder named by the key, built
-in a temporary folder and renamed into place under a file lock: one job builds, others wait.
+in a temporary folder and renamed into place under a file lock (``io.atomic_write``): one job
+builds, others wait.
 """
 
 import hashlib
 import json
 import logging
-import os
-import shutil
 import tempfile
 from array import array
 from collections import Counter
@@ -29,7 +28,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from .download import CorpusError
+from .io import CorpusError, atomic_write
 from .preprocess import clean_pairs
 from .split import TRAIN, assign_splits, overlap, sentence_key
 from .vocab import EOS, SPECIALS, UNK, Vocab
@@ -102,6 +101,25 @@ def cache_key(
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+class CacheError(CorpusError):
+    """The cache folder cannot take the preprocessed data (a CorpusError, so ``train.py`` reports
+    it in one line and exit status 2)."""
+
+
+def check_writable(folder: Path) -> None:
+    """Raise a CacheError naming ``folder`` when it is not a folder or cannot be written."""
+    why = "it is not a folder" if folder.exists() and not folder.is_dir() else None
+    if why is None:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as e:
+            why = e.strerror or str(e)
+    if why is not None:
+        raise CacheError(f"cannot write to {folder} (dataset.cache_dir, preprocessed data): {why}")
+
+
 def prepare(
     corpus: Any,
     settings: Settings,
@@ -110,31 +128,37 @@ def prepare(
 ) -> Prepared:
     """Load the cached preprocessing of ``corpus`` with ``settings``, building it first if needed.
 
-    ``eval_sets``: external corpora for ``val`` and/or ``test`` (see ``split.assign_splits``)."""
+    ``eval_sets``: external corpora for ``val`` and/or ``test`` (see ``split.assign_splits``).
+    A cache folder that cannot take a new entry is a one-line CacheError before preprocessing
+    (an entry already there is read even from a read-only folder)."""
     eval_sets = {k: v for k, v in (eval_sets or {}).items() if v is not None}
     key = cache_key(corpus, settings, eval_sets)
     if key is None or cache_dir is None:
         with tempfile.TemporaryDirectory(prefix="seq2seq-nmt-") as tmp:
-            build(corpus, settings, Path(tmp), eval_sets)
+            _build(corpus, settings, Path(tmp), eval_sets, Path(tmp))
             return load(Path(tmp), key, mmap=False)
     final = Path(cache_dir) / key
     if final.is_dir():
         log.info("reusing preprocessed data %s", final)
     else:
-        final.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(final.parent)
         with _locked(final.parent / f"{key}.lock", final):
             if not final.is_dir():
-                tmp = final.parent / f"{key}.tmp-{os.getpid()}"
-                shutil.rmtree(tmp, ignore_errors=True)  # left by a crashed job of the same pid
-                tmp.mkdir()
-                try:
-                    build(corpus, settings, tmp, eval_sets)
-                    os.rename(tmp, final)
-                except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
+                with atomic_write(final, folder=True) as tmp:
+                    _build(corpus, settings, tmp, eval_sets, final)
                 log.info("preprocessed data cached in %s", final)
     return load(final, key)
+
+
+def _build(
+    corpus: Any, settings: Settings, out: Path, eval_sets: dict[str, Any], where: Path
+) -> None:
+    """``build`` into ``out``; a failed write (a full disk, say) is a one-line CacheError naming
+    ``where``, the folder the data is for."""
+    try:
+        build(corpus, settings, out, eval_sets)
+    except OSError as e:
+        raise CacheError(f"cannot write the preprocessed data to {where}: {e.strerror or e}") from e
 
 
 @contextmanager

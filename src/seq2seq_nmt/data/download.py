@@ -6,10 +6,8 @@ out, each to ``<cache>/<its base name>``, so no member can land outside the cach
 """
 
 import logging
-import os
 import shutil
 import tarfile
-import tempfile
 import urllib.request
 import zipfile
 from collections.abc import Sequence
@@ -21,24 +19,15 @@ from urllib.parse import urlparse
 from filelock import FileLock
 from tqdm import tqdm
 
+from .io import CorpusError, atomic_write
+
 log = logging.getLogger(__name__)
-
-
-class CorpusError(Exception):
-    """A corpus that cannot be found, fetched or read consistently (one-line message)."""
 
 
 def write_atomic(src: IO[bytes], dest: Path) -> None:
     """Copy a stream to ``dest`` through a temporary file in the same folder, then rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(src, out, 1 << 20)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(dest) as tmp, tmp.open("wb") as out:
+        shutil.copyfileobj(src, out, 1 << 20)
 
 
 class _Progress:

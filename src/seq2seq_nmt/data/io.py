@@ -1,15 +1,50 @@
-"""Opening corpus files: gzip, bz2 and xz read transparently (told by their magic bytes, not their
-name); a directory or a file that is not text is refused with a one-line CorpusError."""
+"""Files in and out. In: corpus files, gzip, bz2 and xz read transparently (told by their magic
+bytes, not their name); a directory or a file that is not text is refused with a one-line
+CorpusError. Out: :func:`atomic_write`, the one way the package writes a file or folder that
+others may read while it is written (downloads, run records, the preprocessed-data cache)."""
 
 import bz2
 import gzip
 import lzma
+import os
+import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-from .download import CorpusError
+
+class CorpusError(Exception):
+    """A corpus that cannot be found, fetched or read consistently (one-line message)."""
+
+
+@contextmanager
+def atomic_write(dest: str | Path, *, folder: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``dest`` (a file, or an empty folder when ``folder``) that the
+    ``with`` block fills; renamed onto ``dest`` when the block ends, removed when it raises, so a
+    reader (or a run killed half way) never sees a half-written ``dest``.
+
+    The temporary name is ``.<name>.<pid>.<random>.part`` in ``dest``'s folder (same filesystem: the
+    rename is atomic). A file replaces an existing ``dest``; a folder needs ``dest`` absent.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{secrets.token_hex(4)}.part")
+    if folder:
+        tmp.mkdir()
+    else:
+        tmp.touch(exist_ok=False)  # the permissions a plain write would give (umask applies)
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    except BaseException:
+        if folder:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
 
 # magic bytes -> (format name, opener)
 FORMATS: dict[bytes, tuple[str, Callable[..., IO[bytes]]]] = {
