@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT
+from helpers import ROOT
 from seq2seq_nmt.average import main
 from seq2seq_nmt.checkpoint import WEIGHTS_PREFIX
 from seq2seq_nmt.translator import Translator

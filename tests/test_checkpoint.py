@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT
+from helpers import ROOT
 from seq2seq_nmt import __version__
 from seq2seq_nmt.checkpoint import (
     CHECKPOINT_KEY,

@@ -5,7 +5,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from conftest import CONF, FAST, make_cfg
+from helpers import CONF, make_cfg
 from seq2seq_nmt.model import ATTENTIONS
 
 GROUPS = ["dataset", "model", "optimizer", "loss", "scheduler", "trainer", "logger", "callbacks"]
@@ -70,8 +70,35 @@ def test_mixed_precision_with_gradient_clipping_trains_on_cpu(tmp_path):
     """The unfused default under bf16-mixed: Lightning refuses a fused step with clipping there."""
     from seq2seq_nmt.training import train
 
-    overrides = [*FAST, "logger=csv", "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0",
+    overrides = ["debug=fast", "logger=csv", "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0",
                  "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1",
                  "test=false", "model.emb_size=16", "model.hidden_size=16"]  # fmt: skip
     metrics = train(make_cfg(tmp_path, *overrides))
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))
+
+
+DEBUG = {  # what each debug option sets (beside fast's settings, which they all include)
+    "fast": {"trainer.accelerator": "cpu", "trainer.devices": 1,
+             "trainer.enable_progress_bar": False, "trainer.enable_model_summary": False,
+             "callbacks.progress_bar": None, "model.emb_size": 64, "model.hidden_size": 64},
+    "overfit": {"trainer.overfit_batches": 3, "trainer.max_epochs": 60},
+    "limit": {"trainer.limit_train_batches": 5, "trainer.limit_val_batches": 2,
+              "trainer.limit_test_batches": 2, "trainer.max_epochs": 3},
+    "profile": {"trainer.profiler._target_": "pytorch_lightning.profilers.SimpleProfiler",
+                "trainer.max_epochs": 2},
+}  # fmt: skip
+
+
+def test_every_debug_option_is_checked():
+    assert set(DEBUG) == set(options("debug"))
+
+
+@pytest.mark.parametrize("option", sorted(DEBUG))
+def test_debug_options_set_what_they_promise_and_the_command_line_wins(tmp_path, option):
+    cfg = make_cfg(tmp_path, f"debug={option}", "experiment=best")
+    expected = DEBUG["fast"] | DEBUG[option]
+    assert {key: OmegaConf.select(cfg, key) for key in expected} == expected  # over experiment=
+    assert instantiate(cfg.trainer, logger=False).accelerator.__class__.__name__ == "CPUAccelerator"
+    cfg = make_cfg(tmp_path, f"debug={option}", "trainer=ddp", "model.hidden_size=32")
+    assert cfg.trainer.strategy._target_.endswith("HydraDDPStrategy")
+    assert cfg.model.hidden_size == 32

@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 from hydra.utils import instantiate
 
-from conftest import FAST, SHARED_DATA, make_cfg
+from helpers import SHARED_DATA, make_cfg
 from seq2seq_nmt.data.cache import Settings, prepare
 from seq2seq_nmt.data.corpus import ConcatCorpus, EuroparlCorpus, TabCorpus, count_lines
 from seq2seq_nmt.data.download import CorpusError
@@ -203,7 +203,7 @@ def train_losses(tmp_path, dataset: str, *overrides: str) -> list[float]:
     from seq2seq_nmt.training import train
 
     cfg = make_cfg(
-        tmp_path, *FAST, f"dataset={dataset}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=csv",
+        tmp_path, "debug=fast", f"dataset={dataset}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=csv",
         "model.emb_size=32", "model.hidden_size=32", "optimizer.lr=0.01", "trainer.max_epochs=2",
         "+trainer.limit_train_batches=10", "+trainer.limit_val_batches=1", "trainer.log_every_n_steps=1",
         "teacher_forcing_ratio=1.0", "test=false", "~callbacks.model_checkpoint", *overrides,

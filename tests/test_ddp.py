@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from helpers import ROOT
 
 PROBE = '''
 import json
@@ -50,12 +50,10 @@ class Probe(pl.Callback):
 '''
 
 FAST_DDP = [
+    "debug=fast",
     "trainer=ddp",
     "trainer.accelerator=cpu",
     "trainer.devices=2",
-    "trainer.enable_progress_bar=false",
-    "trainer.enable_model_summary=false",
-    "~callbacks.progress_bar",
     "model.emb_size=32",
     "model.hidden_size=32",
     "logger=csv",

@@ -8,7 +8,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from conftest import FAST, make_cfg
+from helpers import make_cfg
 from seq2seq_nmt.callbacks import EMA
 from seq2seq_nmt.checkpoint import WEIGHTS_PREFIX
 from seq2seq_nmt.training import train
@@ -141,7 +141,7 @@ def test_a_test_of_the_live_model_uses_the_average_one_of_a_checkpoint_its_weigh
     assert differs(saved, recorder.raw[6]) and differs(saved, ema.ema)
 
 
-TINY = [*FAST, "callbacks=[default,ema]", "callbacks.ema.decay=0.9",
+TINY = ["debug=fast", "callbacks=[default,ema]", "callbacks.ema.decay=0.9",
         "+trainer.limit_train_batches=8", "+trainer.limit_val_batches=2", "test=false",
         "logger=csv"]  # fmt: skip
 

@@ -6,7 +6,7 @@ import torch
 from test_search import batch, forced_score, random_batch, random_model
 from test_translate import translate
 
-from conftest import FAST, make_cfg
+from helpers import make_cfg
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import SOS
 from seq2seq_nmt.ensemble import Ensemble
@@ -25,7 +25,7 @@ def french() -> list[str]:
 def second_ckpt(tmp_path_factory):
     """Another model on the same data split and vocabularies: another seed for its weights."""
     out = tmp_path_factory.mktemp("second")
-    train(make_cfg(out, *FAST, "seed=7", "dataset.seed=1234", "trainer.max_epochs=2",
+    train(make_cfg(out, "debug=fast", "seed=7", "dataset.seed=1234", "trainer.max_epochs=2",
                    "test=false", "logger=csv"))  # fmt: skip
     return out / "checkpoints" / "last.ckpt"
 

@@ -17,13 +17,13 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
-from conftest import CONF, FAST, ROOT, make_cfg
+from helpers import CONF, ROOT, make_cfg
 from hydra_plugins.nmt_optuna_sweeper.optuna_sweeper import OptunaSweeper, tell
 from seq2seq_nmt import __version__
 from seq2seq_nmt.report import main as report_main
 from seq2seq_nmt.training import train
 
-TINY = [*FAST, "model.emb_size=32", "model.hidden_size=32", "+trainer.limit_val_batches=2"]
+TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "+trainer.limit_val_batches=2"]
 
 
 def hydra_cfg(*overrides: str):

@@ -19,7 +19,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.strategies import SingleDeviceStrategy
 
-from conftest import FAST, ROOT, make_cfg
+from helpers import ROOT, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH, EuroparlCorpus, TabCorpus
 from seq2seq_nmt.data.download import CorpusError, locate
@@ -34,7 +34,7 @@ from seq2seq_nmt.guards import (
 from seq2seq_nmt.runs import write_json
 from seq2seq_nmt.training import train
 
-TINY = [*FAST, "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
+TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
 LIMITS = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv"]
 SHORT = [*TINY, *LIMITS]
 
@@ -294,7 +294,7 @@ def test_binary_corpus_via_train_is_one_line_exit_2(tmp_path):
 
 # --- resume: a bad last.ckpt falls back, settings a resume cannot honour are refused -----------
 
-RESUME = [*FAST, "model.emb_size=32", "model.hidden_size=32", *LIMITS, "test=false"]
+RESUME = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", *LIMITS, "test=false"]
 
 
 @pytest.fixture(scope="module")

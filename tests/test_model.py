@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from helpers import make_cfg
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
 from seq2seq_nmt.losses import NLLLoss
 from seq2seq_nmt.model import ATTENTIONS, RNNS, Seq2Seq, SourceTooLongError
@@ -244,7 +245,6 @@ def scaled_dot():
 
 
 def test_a_registered_attention_is_a_model_and_config_option(scaled_dot, tmp_path):
-    from conftest import make_cfg
     from seq2seq_nmt.config import validate
 
     model = make(scaled_dot)

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from conftest import ROOT
+from helpers import ROOT
 
 EPOCHS, BATCHES, CKPT_EVERY, KILL_AT = 2, 20, 5, 27  # the kill is mid-epoch 2
 TINY = [

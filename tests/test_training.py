@@ -7,9 +7,10 @@ import sys
 import pytest
 import pytorch_lightning as pl
 import torch
+from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from conftest import FAST, ROOT, make_cfg
+from helpers import ROOT, make_cfg
 from seq2seq_nmt.training import build, instantiate_all
 from seq2seq_nmt.translator import Translator
 
@@ -24,7 +25,7 @@ class LossHistory(pl.Callback):
 
 def fit(tmp_path, *overrides: str, steps: int = 40):
     """A short fit; returns the module, the trainer and the per-step training losses."""
-    cfg = make_cfg(tmp_path, *FAST, "logger=csv", f"+trainer.max_steps={steps}", *overrides)
+    cfg = make_cfg(tmp_path, "debug=fast", "logger=csv", f"+trainer.max_steps={steps}", *overrides)
     pl.seed_everything(cfg.seed)
     datamodule, module = build(cfg)
     history = LossHistory()
@@ -136,3 +137,23 @@ def test_metrics_json_records_that_val_and_test_share_no_sentence_with_training(
     for name in ("val", "test"):
         assert metrics[f"data/{name}_src_in_train_pct"] == 0.0
         assert metrics[f"data/{name}_tgt_in_train_pct"] == 0.0
+
+
+def test_debug_overfit_trains_on_the_same_batches_every_epoch(tmp_path):
+    """Lightning turns shuffling off only in its own samplers; the bucketed one keeps epoch 0's
+    order under trainer.overfit_batches, so debug=overfit overfits the same batches."""
+    cfg = make_cfg(tmp_path, "debug=overfit", "trainer.max_epochs=3", "model.hidden_size=16")
+    datamodule, module = build(cfg)
+    seen: dict[int, list] = {}
+
+    class Batches(pl.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            seen.setdefault(trainer.current_epoch, []).append(batch["src"].tolist())
+
+    trainer = instantiate(
+        cfg.trainer, callbacks=[Batches()], logger=False, enable_checkpointing=False,
+        limit_val_batches=0,
+    )  # fmt: skip
+    trainer.fit(module, datamodule=datamodule)
+    assert len(seen) == 3 and len(seen[0]) == cfg.trainer.overfit_batches
+    assert seen[0] == seen[1] == seen[2]

@@ -10,7 +10,7 @@ import pytest
 import sacrebleu
 import torch
 
-from conftest import ROOT, make_cfg
+from helpers import ROOT, make_cfg
 from seq2seq_nmt.cli import run
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.normalize import normalize_tutorial

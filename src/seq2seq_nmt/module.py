@@ -68,9 +68,11 @@ class TranslationModule(pl.LightningModule):
 
     def on_train_epoch_start(self) -> None:
         """A new order for each epoch: Lightning's own ``set_epoch`` reaches only a batch
-        sampler's ``.sampler``. Skipped on a mid-epoch resume, which keeps the loaded position."""
+        sampler's ``.sampler``. Skipped on a mid-epoch resume, which keeps the loaded position,
+        and under ``trainer.overfit_batches``, which overfits the same first batches every epoch
+        (Lightning turns shuffling off only in samplers of its own)."""
         sampler = getattr(self.trainer.train_dataloader, "batch_sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if hasattr(sampler, "set_epoch") and not self.trainer.overfit_batches:
             sampler.set_epoch(self.current_epoch)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:

@@ -1,0 +1,22 @@
+"""Helpers the tests share: paths of the checkout and Hydra composition outside an app.
+
+Fast settings are the config group ``debug=fast`` (conf/debug/fast.yaml), not a list here.
+"""
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+import seq2seq_nmt  # noqa: F401  (registers the resolvers the configs use)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def make_cfg(out_dir: Path, *overrides: str, config: str = "train") -> DictConfig:
+    """Compose ``conf/<config>.yaml`` as ``python train.py`` would, writing under ``out_dir``."""
+    paths = [f"paths.root_dir={ROOT}", f"paths.output_dir={out_dir}"] if config == "train" else []
+    with initialize_config_dir(str(CONF), version_base="1.3"):
+        return compose(config, overrides=[*paths, *overrides])
