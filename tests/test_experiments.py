@@ -20,6 +20,7 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from helpers import CONF, ROOT, make_cfg
 from hydra_plugins.nmt_optuna_sweeper.optuna_sweeper import OptunaSweeper, tell
 from seq2seq_nmt import __version__
+from seq2seq_nmt.guards import ResumeError
 from seq2seq_nmt.report import main as report_main
 from seq2seq_nmt.training import train
 
@@ -152,8 +153,12 @@ def test_tensorboard_gets_heatmaps_each_validation_and_hparams_with_final_metric
 
 
 def test_ckpt_path_that_does_not_exist_is_one_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="checkpoint not found: /nowhere.ckpt"):
+    # train() itself (train.py's config check refuses it earlier): a ResumeError, one line there
+    with pytest.raises(
+        FileNotFoundError, match="^ckpt_path=/nowhere.ckpt: checkpoint not found$"
+    ) as e:
         train(make_cfg(tmp_path, *TINY, "ckpt_path=/nowhere.ckpt"))
+    assert isinstance(e.value, ResumeError)
     assert json.loads((tmp_path / "metrics.json").read_text())["status"] == "failed"
 
 

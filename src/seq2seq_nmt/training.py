@@ -8,10 +8,11 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
-from pytorch_lightning.loggers import TensorBoardLogger
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from .config import ConfigError
-from .guards import DivergenceError, checked_resume
+from .guards import DivergenceError, ResumeError, checked_resume
+from .loggers import check_available
 from .module import TranslationModule
 from .runs import (
     COMPLETED,
@@ -24,6 +25,11 @@ from .runs import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class CheckpointNotFoundError(ResumeError, FileNotFoundError):
+    """``ckpt_path`` names no file: a ResumeError (one line and exit status 2 from ``train.py``,
+    like every other checkpoint that cannot be resumed from) that is also a FileNotFoundError."""
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, TranslationModule]:
@@ -79,7 +85,7 @@ def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
         log.warning("ckpt_path=last: no last.ckpt in %s, training from scratch (%s)", where, hint)
         return None
     if not Path(ckpt_path).is_file():
-        raise FileNotFoundError(f"ckpt_path: checkpoint not found: {ckpt_path}")
+        raise CheckpointNotFoundError(f"ckpt_path={ckpt_path}: checkpoint not found")
     return str(ckpt_path)
 
 
@@ -90,12 +96,24 @@ def hyperparameters(cfg: DictConfig) -> dict:
 
 
 def log_hyperparameters(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
-    """Hyperparameters with the final metrics (``hp/*``), so runs compare side by side."""
+    """Hyperparameters with the final metrics (``hp/*``), so runs compare side by side: in
+    TensorBoard's HPARAMS; the trackers (MLflow, W&B) got the parameters at the start
+    (:func:`log_parameters`) and get the ``hp/*`` metrics here."""
     final = {f"hp/{k.replace('/', '_')}": v for k, v in metrics.items() if k.endswith("bleu")}
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.log_hyperparams(hyperparameters(cfg), final)
-            logger.save()
+        elif final and not isinstance(logger, CSVLogger):
+            logger.log_metrics(final, step=trainer.global_step)
+        logger.save()
+
+
+def log_parameters(trainer: pl.Trainer, cfg: DictConfig) -> None:
+    """The run's settings to every logger but TensorBoard (whose HPARAMS need the final metrics
+    and are written at the end), before training: a run that fails still shows its parameters."""
+    for logger in trainer.loggers:
+        if not isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hyperparameters(cfg))
 
 
 def without_validation(cfg: DictConfig, callbacks: list) -> tuple[list, dict]:
@@ -117,6 +135,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     """Build, fit (or resume), test the best checkpoint; the trainer and final metrics.
 
     An empty validation split skips validation, an empty test split the test (warnings)."""
+    check_available(cfg.get("logger"))  # before the data is prepared
     datamodule, module = build(cfg)
     callbacks, settings = instantiate_all(cfg.get("callbacks")), {}
     if not len(datamodule.datasets["val"]):
@@ -127,6 +146,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     last = cfg.get("ckpt_path") == "last"
     ckpt_path = checked_resume(resume_path(cfg.get("ckpt_path"), trainer), module, last)
     record_provenance(run_dir, datamodule, Path(cfg.paths.root_dir), ckpt_path)
+    log_parameters(trainer, cfg)
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics |= split_metrics(datamodule.split_report)
