@@ -3,6 +3,7 @@ checkpoints that do not land, divergence. Each case is one line on stderr and ex
 ``train.py`` (or the exception behind it), or a documented handled path (docs/reliability.md)."""
 
 import bz2
+import errno
 import gzip
 import json
 import lzma
@@ -21,6 +22,8 @@ from pytorch_lightning.strategies import SingleDeviceStrategy
 
 from helpers import ROOT, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
+from seq2seq_nmt.data import cache as cache_mod
+from seq2seq_nmt.data.cache import CacheError, Settings, prepare
 from seq2seq_nmt.data.corpus import SAMPLE_PATH, EuroparlCorpus, TabCorpus
 from seq2seq_nmt.data.download import CorpusError, locate
 from seq2seq_nmt.guards import (
@@ -37,6 +40,7 @@ from seq2seq_nmt.training import train
 TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
 LIMITS = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv"]
 SHORT = [*TINY, *LIMITS]
+CACHE_SETTINGS = Settings("tutorial", "fr-en", 10, None, 0.1, 0.1, 0, (1, 1), (None, None))
 
 
 def run_train(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -232,6 +236,57 @@ def test_a_checkpoint_that_did_not_land_stops_the_run(tmp_path, monkeypatch, sav
     with pytest.raises(StorageError, match=f"checkpoint save failed: .*/checkpoints/.* {problem}"):
         train(make_cfg(tmp_path, *SHORT, "test=false"))
     assert strict_json(tmp_path / "metrics.json")["status"] == "failed"
+
+
+# --- environment: the preprocessed-data cache -------------------------------------------------
+
+CACHE_WHY = "(dataset.cache_dir, preprocessed data)"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "folder", "why"),
+    [
+        (["dataset.cache_dir={file}"], "{file}", "it is not a folder"),
+        (["paths.cache_dir={file}", "dataset.cache_dir=${{paths.cache_dir}}/preprocessed"],
+         "{file}/preprocessed", "Not a directory"),
+    ],
+)  # fmt: skip
+def test_cache_path_that_is_a_file_is_one_line_exit_2(tmp_path, overrides, folder, why):
+    file = tmp_path / "cache"
+    file.write_text("a file where the cache folder should be")
+    run_dir = tmp_path / "run"
+    out = run_train(run_dir, *TINY, *(o.format(file=file) for o in overrides))
+    assert out.returncode == 2
+    expected = f"error: cannot write to {folder.format(file=file)} {CACHE_WHY}: {why}"
+    assert error_lines(out) == [expected]
+    assert "preprocessing" not in out.stdout + out.stderr  # refused before it
+    assert strict_json(run_dir / "metrics.json")["status"] == "failed"
+
+
+def test_read_only_cache_folder_is_refused_naming_it(tmp_path):
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: permission bits do not block writes here")
+        corpus = TabCorpus(SAMPLE_PATH)
+        with pytest.raises(CacheError, match=f"^cannot write to {folder} .*: Permission denied$"):
+            prepare(corpus, CACHE_SETTINGS, folder)
+    finally:
+        folder.chmod(0o700)
+
+
+def test_a_failed_cache_write_is_one_line_naming_the_entry(tmp_path, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(cache_mod, "build", disk_full)
+    with pytest.raises(
+        CacheError, match="^cannot write the preprocessed data to .*: No space left"
+    ):
+        prepare(TabCorpus(SAMPLE_PATH), CACHE_SETTINGS, tmp_path / "cache")
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]  # nothing half-built
 
 
 # --- corpus files: compressed read transparently, non-text refused -----------------------------
