@@ -13,6 +13,8 @@ from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
+from seq2seq_nmt.data.vocab import PAD
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The tutorial corpus with the article's prefix list and max_length=12, French -> English;
@@ -103,13 +105,17 @@ class PeakMemory:
 
 class BleuClock(pl.Callback):
     """Appends a CSV row at each validation: seconds since training started (validation
-    included), of which training alone, epoch, step, val/bleu and val/loss."""
+    included), of which training alone, epoch, step, val/bleu, val/loss and the target tokens
+    (padding excluded) trained on per second of training."""
 
-    FIELDS = ("seconds", "train_seconds", "epoch", "step", "val_bleu", "val_loss")
+    FIELDS = ("seconds", "train_seconds", "epoch", "step", "val_bleu", "val_loss", "tokens_per_s")
 
     def __init__(self, path: str):
         self.path, self.start, self.in_validation = Path(path), 0.0, 0.0
-        self.val_started = 0.0
+        self.val_started, self.tokens = 0.0, 0
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.tokens += int((batch["tgt_out"] != PAD).sum())
 
     def on_train_start(self, trainer, module) -> None:
         self.start = time.perf_counter()
@@ -125,10 +131,10 @@ class BleuClock(pl.Callback):
         self.in_validation += now - self.val_started
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        m = trainer.callback_metrics
+        m, train_seconds = trainer.callback_metrics, now - self.start - self.in_validation
         row = (
-            now - self.start, now - self.start - self.in_validation, trainer.current_epoch,
-            trainer.global_step, float(m["val/bleu"]), float(m["val/loss"]),
+            now - self.start, train_seconds, trainer.current_epoch, trainer.global_step,
+            float(m["val/bleu"]), float(m["val/loss"]), self.tokens / train_seconds,
         )  # fmt: skip
         with self.path.open("a") as f:
             f.write(",".join(f"{x:.2f}" if isinstance(x, float) else str(x) for x in row) + "\n")
