@@ -263,6 +263,20 @@ def test_cache_path_that_is_a_file_is_one_line_exit_2(tmp_path, overrides, folde
     assert strict_json(run_dir / "metrics.json")["status"] == "failed"
 
 
+def test_download_cache_that_is_a_file_is_one_line_naming_it(tmp_path):
+    file, data = tmp_path / "cache", tmp_path / "data"
+    file.write_text("a file where the cache folder should be")
+    data.mkdir()
+    overrides = ["dataset=tutorial", f"paths.cache_dir={file}", f"paths.data_dir={data}"]
+    out = run_train(tmp_path / "run", *TINY, *overrides)
+    assert out.returncode == 2
+    assert error_lines(out) == [
+        f"error: eng-fra.txt not found in {data}/tutorial or {file}/tutorial, and it cannot be "
+        f"downloaded: cannot write to {file}/tutorial (the download cache, under "
+        f"paths.cache_dir): Not a directory; fix that, or put eng-fra.txt in {data}/tutorial"
+    ]
+
+
 def test_read_only_cache_folder_is_refused_naming_it(tmp_path):
     folder = tmp_path / "cache"
     folder.mkdir()

@@ -28,7 +28,7 @@ import numpy as np
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from .io import CorpusError, atomic_write
+from .io import CorpusError, atomic_write, unwritable
 from .preprocess import clean_pairs
 from .split import TRAIN, assign_splits, overlap, sentence_key
 from .vocab import EOS, SPECIALS, UNK, Vocab
@@ -108,15 +108,7 @@ class CacheError(CorpusError):
 
 def check_writable(folder: Path) -> None:
     """Raise a CacheError naming ``folder`` when it is not a folder or cannot be written."""
-    why = "it is not a folder" if folder.exists() and not folder.is_dir() else None
-    if why is None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as e:
-            why = e.strerror or str(e)
-    if why is not None:
+    if (why := unwritable(folder)) is not None:
         raise CacheError(f"cannot write to {folder} (dataset.cache_dir, preprocessed data): {why}")
 
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from filelock import FileLock
 from tqdm import tqdm
 
-from .io import CorpusError, atomic_write
+from .io import CorpusError, atomic_write, unwritable
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,12 @@ def locate(
     home = dirs[-1] if dirs else "a data folder"
     if not (url and cache_dir and download):
         raise CorpusError(f"{missing} not found in {where}; put the file(s) in {home}")
+    if (why := unwritable(Path(cache_dir))) is not None:
+        instead = f", or put {missing} in {data_dir}" if data_dir else ""
+        raise CorpusError(
+            f"{missing} not found in {where}, and it cannot be downloaded: cannot write to "
+            f"{cache_dir} (the download cache, under paths.cache_dir): {why}; fix that{instead}"
+        )
     try:
         return fetch(url, names, Path(cache_dir))
     except (OSError, HTTPException, CorpusError) as e:  # URLError and timeouts are OSErrors

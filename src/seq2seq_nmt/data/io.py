@@ -9,6 +9,7 @@ import lzma
 import os
 import secrets
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,20 @@ def atomic_write(dest: str | Path, *, folder: bool = False) -> Iterator[Path]:
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def unwritable(folder: Path) -> str | None:
+    """Why ``folder`` cannot take new files (``it is not a folder``, ``Permission denied``, ...),
+    or None when it can; a missing folder is created."""
+    if folder.exists() and not folder.is_dir():
+        return "it is not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return e.strerror or str(e)
+    return None
 
 
 # magic bytes -> (format name, opener)
