@@ -6,14 +6,16 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from seq2seq_nmt.cli import quote_text_arg, run
+from seq2seq_nmt.cli import run, take_text_arg
+
+TEXT: str | None = None  # the text= argument, taken out of argv before Hydra parses it
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="translate")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    run(cfg, text=TEXT)
 
 
 if __name__ == "__main__":
-    sys.argv = [quote_text_arg(a) for a in sys.argv]
+    sys.argv, TEXT = take_text_arg(sys.argv)
     main()

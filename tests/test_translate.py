@@ -1,6 +1,7 @@
 """translate.py: inputs (text, files, pipes, a terminal), outputs, scores, plots and bad input."""
 
 import io
+import os
 import re
 import subprocess
 import sys
@@ -207,3 +208,42 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path, trained_ckpt, capsys, o
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert err.count("\n") == 1 and message in err, err
+
+
+@pytest.fixture(scope="module")
+def tutorial_ckpt(tmp_path_factory) -> Path:
+    """A checkpoint of the tutorial's position attention (max_length 10), trained one epoch."""
+    from seq2seq_nmt.training import train
+
+    out = tmp_path_factory.mktemp("tutorial")
+    train(make_cfg(out, "debug=fast", "model=tutorial", "trainer.max_epochs=1", "test=false"))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def translate_cli(ckpt: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "translate.py", f"ckpt={ckpt}", *args],
+        cwd=ROOT, capture_output=True, text=True, check=True, env=env,
+    )  # fmt: skip
+
+
+def test_the_truncation_warning_reaches_stderr_from_the_command_line(tutorial_ckpt):
+    line = " ".join(["il est grand"] * 10)  # 30 words, the attention sees 9
+    proc = translate_cli(tutorial_ckpt, f"text={line}")
+    assert (
+        "WARNING: line 1: 30 words, but the tutorial attention sees only the first 9" in proc.stderr
+    )
+    assert len(proc.stdout.splitlines()) == 1
+
+
+def test_text_reaches_the_model_as_typed(tutorial_ckpt):
+    """No interpolation, no quote rewriting: ${...} stays three words, not 30 from the env."""
+    env = os.environ | {"LONG": " ".join(["il est grand"] * 10)}
+    proc = translate_cli(tutorial_ckpt, 'text=Il a dit "oui" ${oc.env:LONG}', env=env)
+    assert "WARNING" not in proc.stderr  # 7 words after cleaning: no truncation
+    typed = translate_cli(tutorial_ckpt, 'text=Il a dit "oui" ${oc.env:LONG} [a, b]', env=env)
+    piped = subprocess.run(
+        [sys.executable, "translate.py", f"ckpt={tutorial_ckpt}"], cwd=ROOT, env=env, check=True,
+        input='Il a dit "oui" ${oc.env:LONG} [a, b]\n', capture_output=True, text=True,
+    )  # fmt: skip
+    assert typed.stdout == piped.stdout and typed.stdout.strip()

@@ -22,19 +22,19 @@ SEARCH_KEYS = (
 )  # fmt: skip
 
 
-def quote_text_arg(arg: str) -> str:
-    """Quote a ``text=...`` override so that any sentence passes Hydra's override grammar.
+def take_text_arg(argv: list[str]) -> tuple[list[str], str | None]:
+    """``argv`` without its ``text=...`` arguments, and the last one's value exactly as typed.
 
-    Quotes are dropped by normalisation anyway, so when a sentence holds both kinds, its double
-    quotes become single ones.
-    """
-    key, sep, value = arg.partition("=")
-    if key.lstrip("+") != "text" or not sep or value[:1] in ("'", '"'):
-        return arg
-    value = value.rstrip("\\")
-    if '"' in value and "'" not in value:
-        return f"{key}='{value}'"
-    return f'{key}="' + value.replace('"', "'") + '"'
+    The sentence never reaches Hydra, so its override grammar and interpolation (quotes,
+    ``${...}``, brackets) cannot alter it."""
+    rest, text = [], None
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and key.lstrip("+") == "text":
+            text = value
+        else:
+            rest.append(arg)
+    return rest, text
 
 
 def split_lines(text: str) -> list[str]:
@@ -52,10 +52,12 @@ def read_file(path: str | Path, what: str) -> list[str]:
     return split_lines(path.read_bytes().decode("utf-8", errors="replace"))
 
 
-def read_source(cfg, stdin: TextIO) -> list[str] | None:
-    """All lines of ``text``, ``input`` or piped standard input; None when stdin is a terminal."""
-    if cfg.get("text") is not None:
-        return str(cfg.text).split("\n")
+def read_source(cfg, stdin: TextIO, text: str | None = None) -> list[str] | None:
+    """All lines of ``text`` (else ``cfg.text``), ``input`` or piped standard input; None when
+    stdin is a terminal."""
+    text = cfg.get("text") if text is None else text
+    if text is not None:
+        return str(text).split("\n")
     if cfg.get("input"):
         return read_file(cfg.input, "input")
     if stdin.isatty():
@@ -134,12 +136,14 @@ def report_scores(hyps: list[str], refs: list[str], normalization: str) -> None:
     )
 
 
-def prepare(cfg, stdin: TextIO) -> tuple[Translator, dict, Iterable[list[str]], list[str] | None]:
+def prepare(
+    cfg, stdin: TextIO, text: str | None = None
+) -> tuple[Translator, dict, Iterable[list[str]], list[str] | None]:
     """Checked options, the translator, the input in batches and the normalised references."""
     opts = check_options(cfg)
     ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
     translator = Translator.from_checkpoints(ckpts, str(cfg.device))
-    lines = read_source(cfg, stdin)
+    lines = read_source(cfg, stdin, text)
     refs = None
     if cfg.get("reference"):
         if lines is None:
@@ -152,15 +156,16 @@ def prepare(cfg, stdin: TextIO) -> tuple[Translator, dict, Iterable[list[str]], 
     return translator, opts, prompt(stdin) if lines is None else [lines], refs
 
 
-def run(cfg, stdin: TextIO | None = None) -> None:
-    """translate.py's body: translations on stdout (or ``output``), scores and errors on stderr.
+def run(cfg, stdin: TextIO | None = None, text: str | None = None) -> None:
+    """translate.py's body: translations on stdout (or ``output``), scores, warnings and errors
+    on stderr. ``text``: the raw ``text=`` argument (``take_text_arg``), used instead of ``cfg.text``.
 
     Bad input (checkpoint, files, options) gives a one-line error and exit status 2.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     with ExitStack() as stack:
         try:
-            translator, opts, batches, refs = prepare(cfg, stdin or sys.stdin)
+            translator, opts, batches, refs = prepare(cfg, stdin or sys.stdin, text)
             out = (
                 stack.enter_context(open(cfg.output, "w", encoding="utf-8"))
                 if cfg.get("output")
