@@ -101,7 +101,7 @@ def test_second_setup_reuses_the_cache_without_reading_the_corpus(tmp_path, monk
     write_corpus(tmp_path / "c.txt", repeat=3)  # the file changed
     datamodule(tmp_path / "c.txt", tmp_path / "cache").setup()
     assert reads["pairs"] == 2
-    assert len(list((tmp_path / "cache").glob("*.tmp-*"))) == 0
+    assert len(list((tmp_path / "cache").glob(".*.part"))) == 0  # no half-built entry left
 
 
 def _job(path, cache, out) -> None:

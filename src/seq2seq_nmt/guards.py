@@ -4,7 +4,6 @@ was not written or does not load back, a resume that cannot honour the config.""
 
 import logging
 import math
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
 from .checkpoint import CHECKPOINT_KEY
+from .data.io import unwritable
 
 log = logging.getLogger(__name__)
 
@@ -125,14 +125,8 @@ def output_folders(cfg: DictConfig) -> list[Path]:
 def check_writable(folders: list[Path]) -> None:
     """Create each folder and a file in it, or raise a one-line StorageError naming it."""
     for folder in folders:
-        if folder.exists() and not folder.is_dir():
-            raise StorageError(f"cannot write to {folder}: it is not a folder")
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=folder):
-                pass
-        except OSError as e:
-            raise StorageError(f"cannot write to {folder}: {e.strerror or e}") from None
+        if (why := unwritable(folder)) is not None:
+            raise StorageError(f"cannot write to {folder}: {why}")
 
 
 def newest_readable(folder: Path, bad: Path) -> Path | None:

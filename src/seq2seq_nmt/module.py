@@ -7,6 +7,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
+from pytorch_lightning.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
 
 from .checkpoint import make_payload, write_payload
@@ -108,24 +109,27 @@ class TranslationModule(pl.LightningModule):
             log.info("%s BLEU %.2f (%s) over %d sentences", stage, bleu, sig, len(outputs))
             self._log_samples(stage, outputs[: self.num_samples])
 
+    def _board(self) -> Any:
+        """The SummaryWriter of the run's TensorBoard logger, wherever it is in the list, or None."""
+        boards = (lg for lg in self.loggers if isinstance(lg, TensorBoardLogger))
+        return next((lg.experiment for lg in boards), None)
+
     def _log_samples(self, stage: str, samples: list[tuple[str, str, str]]) -> None:
-        experiment = getattr(self.logger, "experiment", None)
-        if hasattr(experiment, "add_text"):
+        if (board := self._board()) is not None:
             rows = "\n".join(f"| {s} | {h} | {r} |" for s, h, r in samples)
             table = "| source | output | reference |\n|---|---|---|\n" + rows
-            experiment.add_text(f"{stage}/samples", table, self.global_step)
+            board.add_text(f"{stage}/samples", table, self.global_step)
 
     def _log_attention(self, batch: dict, hyps: torch.Tensor, attn: torch.Tensor) -> None:
         """Heatmaps of the first ``num_samples`` sentences of ``batch`` (words + ``<eos>``)."""
-        experiment = getattr(self.logger, "experiment", None)
-        if not hasattr(experiment, "add_figure"):
+        if (board := self._board()) is None:
             return
         for i in range(min(self.num_samples, hyps.size(0))):
             src = self.src_vocab.decode(batch["src"][i].tolist()) + ["<eos>"]
             out = (self.tgt_vocab.decode(hyps[i].tolist()) + ["<eos>"])[: attn.size(1)]
             weights = attn[i, : len(out), : len(src)].float().cpu().numpy()
             fig = attention_figure(src, out, weights)
-            experiment.add_figure(f"val/attention/{i}", fig, self.global_step)
+            board.add_figure(f"val/attention/{i}", fig, self.global_step)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         hyps, attn = self._eval_step(batch, self.val_nll)
