@@ -88,7 +88,7 @@ def main() -> None:
     first = next((r for r in rows if float(r["val_bleu"]) >= args.target), None)
     summary = {
         "machine": machine, "overrides": args.overrides, "minutes": args.minutes,
-        "best_checkpoint": best, "best_val_bleu": metrics.get("val/bleu"),
+        "best_checkpoint": str(Path(best).relative_to(ROOT)), "best_val_bleu": metrics.get("val/bleu"),
         "test_bleu": test, "epochs": int(rows[-1]["epoch"]) + 1 if rows else 0,
         "train_tokens_per_s": float(rows[-1]["tokens_per_s"]) if rows else None,
         "val_reached_target_at_s": float(first["seconds"]) if first else None,

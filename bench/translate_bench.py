@@ -1,7 +1,7 @@
-"""Translation speed on the tutorial test split: sentences/s for greedy and beam search, batched
-vs one sentence at a time, with the BLEU of each.
+"""Translation speed on the benchmark data's test split (``benchlib.BENCH_DATA``): sentences/s
+for greedy and beam search, batched vs one sentence at a time, with the BLEU of each.
 
-    python bench/translate_bench.py --ckpt PATH          # a checkpoint trained on dataset=tutorial
+    python bench/translate_bench.py --ckpt PATH          # a checkpoint trained on BENCH_DATA
     python bench/translate_bench.py --train-minutes 10   # or train one first (train.py, CPU)
 
 It also writes the split as ``OUT/test.fr`` and ``OUT/test.en`` (normalised, as in training), so
@@ -9,7 +9,6 @@ It also writes the split as ``OUT/test.fr`` and ``OUT/test.en`` (normalised, as 
 """
 
 import argparse
-import os
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
+from benchlib import BENCH_DATA, compose
 from hydra.utils import instantiate
 
 from seq2seq_nmt.data.preprocess import clean_pairs
@@ -29,12 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_split() -> list[tuple[str, str]]:
-    """The (source, reference) pairs of dataset=tutorial's test split, as training makes it."""
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train", overrides=["dataset=tutorial", f"paths.root_dir={ROOT}", "paths.output_dir=."]
-        )
-    dm = instantiate(cfg.dataset)
+    """The (source, reference) pairs of the benchmark data's test split, as training makes it."""
+    dm = instantiate(compose(ROOT / "outputs" / "bench-translate", *BENCH_DATA).dataset)
     s = dm.settings()
     pairs = list(clean_pairs(dm.corpus.pairs(Counter()), s.normalization, s.direction,
                              s.max_length, s.prefixes, Counter()))  # fmt: skip
@@ -48,9 +43,9 @@ def test_split() -> list[tuple[str, str]]:
 
 
 def train(out: Path, minutes: int) -> Path:
-    """Train on dataset=tutorial for ``minutes`` of wall time; the last checkpoint."""
+    """Train on the benchmark data for ``minutes`` of wall time; the last checkpoint."""
     subprocess.run(
-        [sys.executable, "train.py", "dataset=tutorial", "trainer=cpu", "logger=csv",
+        [sys.executable, "train.py", *BENCH_DATA, "logger=csv",
          f"trainer.max_time=00:00:{minutes:02d}:00", "trainer.enable_progress_bar=false",
          "~callbacks.progress_bar", f"paths.output_dir={out}"],
         cwd=ROOT, check=True,
@@ -72,7 +67,7 @@ def timed(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--ckpt", type=Path, help="checkpoint trained on dataset=tutorial")
+    parser.add_argument("--ckpt", type=Path, help="checkpoint trained on BENCH_DATA")
     parser.add_argument(
         "--train-minutes", type=int, default=10, help="without --ckpt: train this long"
     )
@@ -93,8 +88,8 @@ def main() -> None:
     ckpt = args.ckpt or train(args.out / "train", args.train_minutes)
     translator = Translator.from_checkpoint(ckpt)
     translator.translate(lines[:50], beam_size=args.beam)  # warm-up
-    print(f"{len(lines)} test sentences of dataset=tutorial, {args.threads} threads, load average "
-          f"{os.getloadavg()[0]:.2f}, checkpoint {ckpt}; split written to {args.out}/test.{{fr,en}}")  # fmt: skip
+    print(f"{len(lines)} test sentences of the benchmark data, {args.threads} threads, "
+          f"checkpoint {ckpt}; split written to {args.out}/test.{{fr,en}}")  # fmt: skip
     for beam in (1, args.beam):
         mode = "greedy" if beam == 1 else f"beam {beam}"
         batched, out = timed(

@@ -190,3 +190,15 @@ def test_sampler_with_replacement_draws_uniformly_and_resumes():
         [i for e in range(50) for b in (s.set_epoch(e) or s) for i in b], minlength=200
     )
     assert counts.min() > 10 and counts.max() < 100  # about 50 each: uniform, not by length
+
+
+def test_split_sizes_that_leave_no_training_data_are_one_clear_error():
+    from seq2seq_nmt.data.datamodule import TranslationDataModule
+    from seq2seq_nmt.data.download import CorpusError
+
+    pairs = [(f"s{i}", f"t{i}") for i in range(50)]
+    with pytest.raises(ValueError, match=r"val\+test \(30\+25\) leave no training data of 50"):
+        split_pairs(pairs, 0.6, 0.5, seed=0)
+    dm = TranslationDataModule(SampleCorpus(), val_size=0.6, test_size=0.5)
+    with pytest.raises(CorpusError, match="leave no training data"):
+        dm.setup()

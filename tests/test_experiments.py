@@ -103,8 +103,10 @@ def test_failed_and_valueless_trials_are_told_failed():
                      "torch.optim.Adagrad", "optimizer.lr": 0.01, "loss._target_": "torch.nn.CrossEntropyLoss",
                      "teacher_forcing_ratio": 0.5, "model.hidden_size": 256, "model.attention": "tutorial",
                      "dataset.corpus._target_": "seq2seq_nmt.data.corpus.ConcatCorpus", **ONE_PAIR_A_STEP}),
-        ("best", {"dataset.max_length": 12, "dataset.prefixes": "article", "optimizer.lr": 0.003,
-                  "model.attention": "luong_general", "teacher_forcing_ratio": 1.0}),
+        ("best", {"dataset.max_length": 12, "dataset.prefixes": "article", "model.attention": "bahdanau",
+                  "model.bidirectional": True, "model.bridge": True, "loss.label_smoothing": 0.1,
+                  "callbacks.ema.decay": 0.998, "callbacks.ema.start_step": 500, "batch_size": 128,
+                  "optimizer.lr": 0.0014}),
     ],
 )  # fmt: skip
 def test_presets_hold_the_settings_they_reproduce(tmp_path, preset, expected):
