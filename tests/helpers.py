@@ -3,6 +3,8 @@
 Fast settings are the config group ``debug=fast`` (conf/debug/fast.yaml), not a list here.
 """
 
+import subprocess
+import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -20,3 +22,10 @@ def make_cfg(out_dir: Path, *overrides: str, config: str = "train") -> DictConfi
     paths = [f"paths.root_dir={ROOT}", f"paths.output_dir={out_dir}"] if config == "train" else []
     with initialize_config_dir(str(CONF), version_base="1.3"):
         return compose(config, overrides=[*paths, *overrides])
+
+
+def run_translate(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """``python translate.py ARGS`` in the checkout, standard output and error captured as text."""
+    return subprocess.run(
+        [sys.executable, "translate.py", *args], cwd=ROOT, capture_output=True, text=True, **kwargs
+    )

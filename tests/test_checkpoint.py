@@ -2,13 +2,11 @@
 of the previous format that still loads, a format this version does not know refused in one line."""
 
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
 
-from helpers import ROOT
+from helpers import run_translate
 from seq2seq_nmt import __version__
 from seq2seq_nmt.checkpoint import (
     CHECKPOINT_KEY,
@@ -63,9 +61,6 @@ def test_a_format_this_version_does_not_know_is_refused_in_one_line(tmp_path, tr
     message = f"{future}: unknown checkpoint format 999 (written by seq2seq-nmt 9.0.0)"
     with pytest.raises(CheckpointError, match="^" + re.escape(message)):
         Translator.from_checkpoint(future)
-    out = subprocess.run(
-        [sys.executable, "translate.py", f"ckpt={future}", "text=bonjour"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+    out = run_translate(f"ckpt={future}", "text=bonjour")
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr

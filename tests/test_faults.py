@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -206,17 +207,24 @@ def test_checkpoint_folder_that_cannot_be_created_is_one_line_exit_2(tmp_path):
     assert "loaded" not in out.stdout  # refused before any data was read
 
 
-def test_read_only_checkpoint_folder_is_refused(tmp_path):
-    folder = tmp_path / "checkpoints"
+@pytest.fixture
+def read_only_folder(tmp_path) -> Iterator[Path]:
+    """A folder without write permission (skipped as root, where the bits do not block writes)."""
+    folder = tmp_path / "read-only"
     folder.mkdir()
     folder.chmod(0o500)
     try:
         if os.access(folder, os.W_OK):
             pytest.skip("running as root: permission bits do not block writes here")
-        with pytest.raises(StorageError, match=f"cannot write to {folder}: Permission denied"):
-            check_writable([tmp_path, folder])
+        yield folder
     finally:
         folder.chmod(0o700)
+
+
+def test_read_only_checkpoint_folder_is_refused(tmp_path, read_only_folder):
+    folder = read_only_folder
+    with pytest.raises(StorageError, match=f"cannot write to {folder}: Permission denied"):
+        check_writable([tmp_path, folder])
 
 
 def _write_nothing(self, checkpoint, filepath, storage_options=None):
@@ -277,18 +285,11 @@ def test_download_cache_that_is_a_file_is_one_line_naming_it(tmp_path):
     ]
 
 
-def test_read_only_cache_folder_is_refused_naming_it(tmp_path):
-    folder = tmp_path / "cache"
-    folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as root: permission bits do not block writes here")
-        corpus = TabCorpus(SAMPLE_PATH)
-        with pytest.raises(CacheError, match=f"^cannot write to {folder} .*: Permission denied$"):
-            prepare(corpus, CACHE_SETTINGS, folder)
-    finally:
-        folder.chmod(0o700)
+def test_read_only_cache_folder_is_refused_naming_it(read_only_folder):
+    folder = read_only_folder
+    corpus = TabCorpus(SAMPLE_PATH)
+    with pytest.raises(CacheError, match=f"^cannot write to {folder} .*: Permission denied$"):
+        prepare(corpus, CACHE_SETTINGS, folder)
 
 
 def test_a_failed_cache_write_is_one_line_naming_the_entry(tmp_path, monkeypatch):

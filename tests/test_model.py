@@ -24,6 +24,16 @@ def padded_batch():
     return src, torch.tensor([3, 5]), tgt_in
 
 
+def stepwise_logits(model: Seq2Seq, src, src_len, tgt_in) -> torch.Tensor:
+    """Logits (B, T, V) of one ``model.step`` per position, each fed the reference token."""
+    memory, hidden = model.encode(src, src_len)
+    logits = []
+    for t in range(tgt_in.size(1)):
+        out, hidden, _ = model.step(tgt_in[:, t], hidden, memory)
+        logits.append(out)
+    return torch.stack(logits, 1)
+
+
 @pytest.mark.parametrize("attention", list(ATTENTIONS))
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padding_gets_no_attention_and_does_not_change_outputs(attention, bidirectional):
@@ -94,12 +104,7 @@ def test_luong_one_call_path_equals_step_loop(attention):
     model = make(attention)
     src, src_len, tgt_in = padded_batch()
     fast, _ = model(src, src_len, tgt_in, 1.0)
-    memory, hidden = model.encode(src, src_len)
-    logits = []
-    for t in range(tgt_in.size(1)):
-        out, hidden, _ = model.step(tgt_in[:, t], hidden, memory)
-        logits.append(out)
-    assert torch.allclose(fast, torch.stack(logits, 1), atol=1e-5)
+    assert torch.allclose(fast, stepwise_logits(model, src, src_len, tgt_in), atol=1e-5)
 
 
 def test_tutorial_attention_refuses_sources_past_max_length():
@@ -166,12 +171,7 @@ def test_levers_train_and_decode_alike(attention, levers):
     model = make(attention, **levers)
     src, src_len, tgt_in = padded_batch()
     forced, _ = model(src, src_len, tgt_in, 1.0)
-    memory, hidden = model.encode(src, src_len)
-    steps = []
-    for t in range(tgt_in.size(1)):
-        out, hidden, _ = model.step(tgt_in[:, t], hidden, memory)
-        steps.append(out)
-    assert torch.allclose(forced, torch.stack(steps, 1), atol=1e-5)
+    assert torch.allclose(forced, stepwise_logits(model, src, src_len, tgt_in), atol=1e-5)
 
 
 def test_levers_change_the_network():

@@ -10,7 +10,7 @@ import torch
 from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import ROOT, make_cfg
+from helpers import ROOT, make_cfg, run_translate
 from seq2seq_nmt.training import build, instantiate_all
 from seq2seq_nmt.translator import Translator
 
@@ -109,10 +109,7 @@ def test_bad_checkpoint_gives_one_line_error(tmp_path, content, message):
     path = tmp_path / "bad.ckpt"
     if content is not None:
         path.write_bytes(content)
-    out = subprocess.run(
-        [sys.executable, "translate.py", f"ckpt={path}", "text=bonjour"],
-        cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+    out = run_translate(f"ckpt={path}", "text=bonjour")
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and message in out.stderr, out.stderr
 

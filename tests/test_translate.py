@@ -11,7 +11,7 @@ import pytest
 import sacrebleu
 import torch
 
-from helpers import ROOT, make_cfg
+from helpers import ROOT, make_cfg, run_translate
 from seq2seq_nmt.cli import run
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.normalize import normalize_tutorial
@@ -220,11 +220,8 @@ def tutorial_ckpt(tmp_path_factory) -> Path:
     return out / "checkpoints" / "last.ckpt"
 
 
-def translate_cli(ckpt: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "translate.py", f"ckpt={ckpt}", *args],
-        cwd=ROOT, capture_output=True, text=True, check=True, env=env,
-    )  # fmt: skip
+def translate_cli(ckpt: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    return run_translate(f"ckpt={ckpt}", *args, check=True, **kwargs)
 
 
 def test_the_truncation_warning_reaches_stderr_from_the_command_line(tutorial_ckpt):
@@ -242,8 +239,5 @@ def test_text_reaches_the_model_as_typed(tutorial_ckpt):
     proc = translate_cli(tutorial_ckpt, 'text=Il a dit "oui" ${oc.env:LONG}', env=env)
     assert "WARNING" not in proc.stderr  # 7 words after cleaning: no truncation
     typed = translate_cli(tutorial_ckpt, 'text=Il a dit "oui" ${oc.env:LONG} [a, b]', env=env)
-    piped = subprocess.run(
-        [sys.executable, "translate.py", f"ckpt={tutorial_ckpt}"], cwd=ROOT, env=env, check=True,
-        input='Il a dit "oui" ${oc.env:LONG} [a, b]\n', capture_output=True, text=True,
-    )  # fmt: skip
+    piped = translate_cli(tutorial_ckpt, input='Il a dit "oui" ${oc.env:LONG} [a, b]\n', env=env)
     assert typed.stdout == piped.stdout and typed.stdout.strip()
