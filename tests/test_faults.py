@@ -75,6 +75,7 @@ def checkpoint_weights_finite(folder: Path) -> bool:
         ("dataset.val_size=-0.1", "dataset.val_size=-0.1: a fraction in [0, 1) or a non-negative integer count"),
         ("model.cell=rnn", "model.cell='rnn': one of gru, lstm"),
         ("batch_size=0", "batch_size=0: a positive integer"),
+        ("dataset=base", "dataset.corpus=???: must be set"),  # the neutral base has no corpus
     ],
 )  # fmt: skip
 def test_bad_config_value_is_one_line_and_exit_2_before_any_data_is_read(

@@ -117,7 +117,10 @@ def _shown(v: Any) -> Any:
 
 
 def validate(cfg: DictConfig) -> None:
-    """Raise a ConfigError for the first value of ``CONSTRAINTS`` that its key does not allow."""
+    """Raise a ConfigError for a mandatory value left unset (``???``, e.g. ``dataset=base``'s
+    corpus) or the first value of ``CONSTRAINTS`` that its key does not allow."""
+    if missing := sorted(OmegaConf.missing_keys(cfg)):
+        raise ConfigError(f"{missing[0]}=???: must be set")
     for key, (check, allowed) in CONSTRAINTS.items():
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not check(value):
