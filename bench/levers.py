@@ -31,6 +31,7 @@ LEVERS: dict[str, list[str]] = {
     "EMA 0.999": ["callbacks=[default,ema]"],
     "teacher forcing 1.0": ["teacher_forcing_ratio=1.0"],
     "luong attention": ["model=luong"],
+    "luong + input feeding": ["model=luong", "model.input_feeding=true"],
 }
 
 

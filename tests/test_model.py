@@ -8,7 +8,7 @@ from seq2seq_nmt.data.vocab import EOS, PAD, SOS
 from seq2seq_nmt.losses import NLLLoss
 from seq2seq_nmt.model import ATTENTIONS, RNNS, Seq2Seq, SourceTooLongError
 from seq2seq_nmt.model.attention import Attention, register
-from seq2seq_nmt.search import greedy, output_limits
+from seq2seq_nmt.search import beam_search, greedy, greedy_hypotheses, output_limits
 
 
 def make(attention="bahdanau", **kw) -> Seq2Seq:
@@ -164,10 +164,15 @@ def test_padded_gru_encoder_equals_the_packed_one_with_gradients():
 @pytest.mark.parametrize("attention", list(ATTENTIONS))
 @pytest.mark.parametrize(
     "levers",
-    [{"deep_output": True}, {"bridge": True, "bidirectional": True}, {"tie_embeddings": True}],
-)
+    [{"deep_output": True}, {"bridge": True, "bidirectional": True}, {"tie_embeddings": True},
+     {"input_feeding": True}, {"input_feeding": True, "cell": "lstm", "num_layers": 2}],
+)  # fmt: skip
 def test_levers_train_and_decode_alike(attention, levers):
     """Teacher-forced training logits equal step-by-step decoding's with each lever on."""
+    if levers.get("input_feeding") and ATTENTIONS[attention].attend_first:
+        with pytest.raises(ValueError, match="input_feeding needs an attention queried after"):
+            make(attention, **levers)
+        return
     model = make(attention, **levers)
     src, src_len, tgt_in = padded_batch()
     forced, _ = model(src, src_len, tgt_in, 1.0)
@@ -261,3 +266,28 @@ def test_unknown_attention_and_missing_max_length_are_one_line():
         make("general")
     with pytest.raises(ValueError, match="attention=tutorial needs max_length"):
         make("tutorial", max_length=None)
+
+
+def test_input_feeding_feeds_the_previous_feature():
+    """With input feeding, step 2 depends on step 1's feature, not only on the RNN state."""
+    model = make("luong_general", input_feeding=True)
+    assert model.decoder.rnn.input_size == 16 + 16
+    src, src_len, tgt_in = padded_batch()
+    memory, (rnn_hidden, feed) = model.encode(src, src_len)
+    assert torch.equal(feed, torch.zeros(1, 2, 16))
+    feat, (_, fed), _ = model.decoder.step(tgt_in[:, 0], (rnn_hidden, feed), memory)
+    assert torch.equal(fed[0], feat)
+    a, _, _ = model.decoder.step(tgt_in[:, 1], (rnn_hidden, fed), memory)
+    b, _, _ = model.decoder.step(tgt_in[:, 1], (rnn_hidden, torch.zeros_like(fed)), memory)
+    assert not torch.allclose(a, b)
+
+
+def test_beam_search_runs_with_input_feeding_and_never_scores_below_greedy():
+    """The fed feature travels in nested hidden states ((h, c), feed) through beam selection."""
+    model = make("luong_general", input_feeding=True, cell="lstm", num_layers=2)
+    src, src_len, _ = padded_batch()
+    limits = output_limits(src_len)
+    greedy_best = greedy_hypotheses(model, src, src_len, limits)
+    beam_best = beam_search(model, src, src_len, limits, beam_size=3)
+    for g, b in zip(greedy_best, beam_best, strict=True):
+        assert b[0].norm_score >= g[0].norm_score - 1e-4  # float32 sums of 13 steps

@@ -30,7 +30,9 @@ class Decoder(nn.Module):
     output queries the attention, so teacher-forced decoding is one recurrent call.
     Each step yields a feature ``tanh(W [rnn_out; context])`` that the generator maps to logits;
     with ``deep_output`` the feature also reads the input embedding, ``tanh(W [rnn_out; context;
-    emb])`` (the deep output of Bahdanau et al.).
+    emb])`` (the deep output of Bahdanau et al.). With ``input_feeding`` (Luong only) the previous
+    step's feature is fed to the RNN with the embedding, and travels in the hidden state as
+    ``(rnn_hidden, feature (1, B, H))``; decoding then runs step by step.
     """
 
     def __init__(
@@ -45,14 +47,19 @@ class Decoder(nn.Module):
         dropout: float = 0.0,
         cell: str = "gru",
         deep_output: bool = False,
+        input_feeding: bool = False,
     ):
         super().__init__()
+        if input_feeding and attend_first:
+            raise ValueError(
+                "input_feeding needs an attention queried after the RNN step (luong_*)"
+            )
         self.attention, self.attend_first, self.query_emb = attention, attend_first, query_emb
-        self.deep_output = deep_output
+        self.deep_output, self.input_feeding = deep_output, input_feeding
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)
         self.rnn = RNNS[cell](
-            emb_size + (hidden_size if attend_first else 0),
+            emb_size + (hidden_size if attend_first or input_feeding else 0),
             hidden_size,
             num_layers,
             batch_first=True,
@@ -84,6 +91,12 @@ class Decoder(nn.Module):
         if self.attend_first:
             ctx, w = self._attend(self._query(emb, hidden), memory)
             out, hidden = self.rnn(torch.cat([emb, ctx], dim=-1), hidden)
+        elif self.input_feeding:
+            rnn_hidden, feed = hidden
+            out, rnn_hidden = self.rnn(torch.cat([emb, feed.transpose(0, 1)], dim=-1), rnn_hidden)
+            ctx, w = self._attend(out, memory)
+            feat = self._combine(out, ctx, emb)
+            return feat[:, 0], (rnn_hidden, feat.transpose(0, 1)), w[:, 0]
         else:
             out, hidden = self.rnn(emb, hidden)
             ctx, w = self._attend(out, memory)
@@ -94,7 +107,7 @@ class Decoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, Hidden]:
         """Known inputs (B, T) in one RNN call (Luong only): RNN outputs (B, T, H), the inputs'
         embeddings (B, T, E), hidden."""
-        assert not self.attend_first, "only output-attention decoders decode a sequence at once"
+        assert not (self.attend_first or self.input_feeding), "only Luong without input feeding"
         emb = self.dropout(self.embedding(tgt_in))
         out, hidden = self.rnn(emb, hidden)
         return out, emb, hidden

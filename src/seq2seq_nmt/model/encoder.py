@@ -13,8 +13,9 @@ Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 def map_hidden(fn, hidden: Hidden) -> Hidden:
-    """Apply ``fn`` to a GRU hidden state or to both parts of an LSTM's (h, c)."""
-    return tuple(fn(h) for h in hidden) if isinstance(hidden, tuple) else fn(hidden)
+    """Apply ``fn`` to every tensor of a (nested) hidden state: a GRU's h, an LSTM's (h, c),
+    an input-feeding decoder's (RNN state, fed feature)."""
+    return tuple(map_hidden(fn, h) for h in hidden) if isinstance(hidden, tuple) else fn(hidden)
 
 
 class Encoder(nn.Module):

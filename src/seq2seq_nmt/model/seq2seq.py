@@ -43,11 +43,13 @@ class Seq2Seq(nn.Module):
         deep_output: bool = False,
         bridge: bool = False,
         tie_embeddings: bool = False,
+        input_feeding: bool = False,
     ):
         """``deep_output``: the output layer also reads the previous token's embedding;
         ``bridge``: the decoder starts from ``tanh(W h)`` of the encoder's final state ``h``
         (else from ``h`` itself); ``tie_embeddings``: the generator shares the target embedding
-        matrix (needs ``emb_size == hidden_size``)."""
+        matrix (needs ``emb_size == hidden_size``); ``input_feeding`` (Luong attentions): the
+        previous step's output feature is fed to the decoder RNN with the embedding."""
         super().__init__()
         if tie_embeddings and emb_size != hidden_size:
             raise ValueError(
@@ -62,7 +64,7 @@ class Seq2Seq(nn.Module):
         self.decoder = Decoder(
             tgt_vocab_size, emb_size, hidden_size, spec.build(hidden_size, emb_size, max_length),
             spec.attend_first, query_emb=spec.query_emb, num_layers=num_layers, dropout=dropout,
-            cell=cell, deep_output=deep_output,
+            cell=cell, deep_output=deep_output, input_feeding=input_feeding,
         )  # fmt: skip
         self.bridge = nn.Linear(hidden_size, hidden_size) if bridge else None
         self.dropout = nn.Dropout(dropout)
@@ -80,6 +82,8 @@ class Seq2Seq(nn.Module):
         keys, hidden = self.encoder(src, src_len)
         if self.bridge is not None:
             hidden = map_hidden(lambda h: torch.tanh(self.bridge(h)), hidden)
+        if self.decoder.input_feeding:  # no previous feature before the first step
+            hidden = (hidden, keys.new_zeros(1, keys.size(0), keys.size(-1)))
         return Memory(keys, self.decoder.attention.precompute(keys), src != PAD), hidden
 
     def step(
@@ -109,7 +113,7 @@ class Seq2Seq(nn.Module):
         draws = torch.rand(1 if per_sequence else steps).expand(steps)
         forced = draws < teacher_forcing_ratio
         forced[0] = True  # the first input is always <sos>
-        if not self.decoder.attend_first:
+        if not (self.decoder.attend_first or self.decoder.input_feeding):
             return self._decode_runs(tgt_in, hidden, memory, forced.tolist())
         feats, attns, y = [], [], tgt_in[:, 0]
         for t in range(steps):
