@@ -89,7 +89,7 @@ def assign_splits(
             f"val+test ({'+'.join(map(str, wanted))}) leave no training data of {len(pool)}"
         )
     if pool.size:
-        groups = np.unique(group_ids(src_keys[pool], tgt_keys[pool]), return_inverse=True)[1]
+        groups = group_ids(src_keys[pool], tgt_keys[pool])  # 0..n-1, every one used
         info |= {"groups": int(groups.max()) + 1, "largest_group": int(np.bincount(groups).max())}
         if wanted:
             where = draw_groups(groups, wanted, seed)
