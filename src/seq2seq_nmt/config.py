@@ -11,9 +11,11 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from .data.datamodule import SAMPLING
 from .data.normalize import NORMALIZERS
-from .data.preprocess import PREFIX_LISTS
+from .data.preprocess import DIRECTIONS, PREFIX_LISTS
 from .model import ATTENTIONS, RNNS
+from .module import TEACHER_FORCING_MODES
 
 _ABSENT = object()
 
@@ -73,7 +75,7 @@ def _names(names: Sequence[str]) -> str:
 CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": (positive_int, "a positive integer"),
     "teacher_forcing_ratio": (ratio, "a number in [0, 1]"),
-    "teacher_forcing_mode": (one_of(("step", "sequence")), "one of step, sequence"),
+    "teacher_forcing_mode": (one_of(TEACHER_FORCING_MODES), _names(TEACHER_FORCING_MODES)),
     "model.emb_size": (positive_int, "a positive integer"),
     "model.hidden_size": (positive_int, "a positive integer"),
     "model.num_layers": (positive_int, "a positive integer"),
@@ -85,13 +87,13 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.bridge": (boolean, "true or false"),
     "model.input_feeding": (boolean, "true or false"),
     "model.tie_embeddings": (boolean, "true or false"),
-    "dataset.direction": (one_of(("fr-en", "en-fr")), "one of fr-en, en-fr"),
+    "dataset.direction": (one_of(DIRECTIONS), _names(DIRECTIONS)),
     "dataset.normalization": (one_of(tuple(NORMALIZERS)), _names(tuple(NORMALIZERS))),
     "dataset.prefixes": (prefixes, f"{_names(tuple(PREFIX_LISTS))}, null or a list of strings"),
     "dataset.max_length": (or_null(lambda v: _count(v) and v > 1), "an integer > 1 or null"),
     "dataset.val_size": (split_size, "a fraction in [0, 1) or a non-negative integer count"),
     "dataset.test_size": (split_size, "a fraction in [0, 1) or a non-negative integer count"),
-    "dataset.sampling": (one_of(("bucket", "replacement")), "one of bucket, replacement"),
+    "dataset.sampling": (one_of(SAMPLING), _names(SAMPLING)),
     "dataset.max_tokens": (or_null(positive_int), "a positive integer or null"),
     "dataset.num_workers": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
     "seed": (_count, "an integer"),
