@@ -30,13 +30,13 @@ from tqdm import tqdm
 
 from .io import CorpusError, atomic_write, unwritable
 from .preprocess import clean_pairs
-from .split import TRAIN, assign_splits, overlap, sentence_key
+from .split import SPLIT_NAMES as SPLITS
+from .split import TEST, TRAIN, VAL, assign_splits, overlap, sentence_key
 from .vocab import EOS, SPECIALS, UNK, Vocab
 
 log = logging.getLogger(__name__)
 
 FORMAT = 3  # bump whenever the preprocessing output changes for the same settings
-SPLITS = ("train", "val", "test")
 SIDES = ("src", "tgt")
 BLOCK = 1 << 18  # pairs per buffered write and per numpy pass
 
@@ -266,16 +266,16 @@ def _write_side(
             mapped = lut[tokens]
             for k, f in files.items():
                 mapped[token_split == k].tofile(f)
-            unk += int(np.count_nonzero(mapped[token_split == 1] == UNK))
+            unk += int(np.count_nonzero(mapped[token_split == VAL] == UNK))
             local = offsets[first : first + BLOCK + 1] - offsets[first]
             block = split[first : first + BLOCK]
-            for j in np.flatnonzero((block == 1) | (block == 2)) if side == "tgt" else ():
+            for j in np.flatnonzero(np.isin(block, (VAL, TEST))) if side == "tgt" else ():
                 seq = tokens[local[j] : local[j + 1] - 1].tolist()
                 sentences[int(split[first + j])].append(" ".join(words[t] for t in seq))
     finally:
         for f in files.values():
             f.close()
-    n_val = int(lengths[split == 1].sum() - np.count_nonzero(split == 1))  # EOS not counted
+    n_val = int(lengths[split == VAL].sum() - np.count_nonzero(split == VAL))  # EOS not counted
     return (unk / n_val if n_val else None), sentences
 
 
@@ -308,7 +308,7 @@ def build(
         tmp = out / f"{side}.tmp"
         counts = np.zeros(len(words[side]), dtype=np.int64)
         for _, tokens, token_split in _blocks(tmp, offsets[side], split):
-            counts += np.bincount(tokens[token_split == 0], minlength=len(counts))
+            counts += np.bincount(tokens[token_split == TRAIN], minlength=len(counts))
         counted = {
             words[side][w]: int(counts[w])
             for w in np.flatnonzero(counts[len(SPECIALS) :]) + len(SPECIALS)
