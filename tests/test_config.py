@@ -102,3 +102,15 @@ def test_debug_options_set_what_they_promise_and_the_command_line_wins(tmp_path,
     cfg = make_cfg(tmp_path, f"debug={option}", "trainer=ddp", "model.hidden_size=32")
     assert cfg.trainer.strategy._target_.endswith("HydraDDPStrategy")
     assert cfg.model.hidden_size == 32
+
+
+@pytest.mark.parametrize("preset", ["tutorial", "article"])
+def test_the_reproduction_presets_sum_the_loss_over_target_tokens(tmp_path, preset):
+    """The tutorial's loop adds one loss per token: loss.reduction=sum reaches both losses."""
+    from seq2seq_nmt.data.vocab import PAD
+
+    criterion = instantiate(make_cfg(tmp_path, f"experiment={preset}").loss)(ignore_index=PAD)
+    torch.manual_seed(0)
+    logits, target = torch.randn(6, 9), torch.tensor([4, 5, PAD, 6, PAD, 7])
+    mean = torch.nn.functional.cross_entropy(logits, target, ignore_index=PAD)
+    assert torch.allclose(criterion(logits, target), 4 * mean)  # four real tokens
