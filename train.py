@@ -7,6 +7,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
@@ -36,7 +37,12 @@ def main(cfg: DictConfig) -> float | None:
                 record_outcome(Path(cfg.paths.output_dir), FAILED, time.monotonic(), error=str(e))
             raise
         check_writable(output_folders(cfg))
-        return train(cfg).get("val/bleu")
+        try:
+            return train(cfg).get("val/bleu")
+        except InstantiationException as e:  # a bad setting found while building the data
+            if isinstance(e.__cause__, ERRORS):
+                raise e.__cause__ from None
+            raise
     except ERRORS as e:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise  # the sweeper records a failed job and goes on with the others

@@ -62,10 +62,10 @@ def child(folder: Path, cache: Path, max_length: int, prefixes: str) -> None:
     from seq2seq_nmt.data.preprocess import resolve_prefixes
 
     start, cpu = time.perf_counter(), time.process_time()
-    corpus = EuroparlCorpus(folder / NAMES[0], folder / NAMES[1])
+    corpus = EuroparlCorpus(paths={"en": folder / NAMES[0], "fr": folder / NAMES[1]})
     settings = Settings(
         "europarl",
-        "fr-en",
+        ("fr", "en"),
         max_length,
         resolve_prefixes(prefixes),
         0.05,
@@ -78,7 +78,7 @@ def child(folder: Path, cache: Path, max_length: int, prefixes: str) -> None:
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     sizes = {name: len(src) for name, (src, _, _) in data.splits.items()}
     print(json.dumps({"seconds": seconds, "cpu": cpu, "sizes": sizes, "stats": dict(data.stats), "oov": data.oov,
-                      "vocab": [len(data.src_vocab), len(data.tgt_vocab)]}))  # fmt: skip
+                      "vocab": [len(data.src_tokenizer), len(data.tgt_tokenizer)]}))  # fmt: skip
 
 
 def run_child(folder: Path, cache: Path, args: argparse.Namespace) -> tuple[dict, float]:

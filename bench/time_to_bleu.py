@@ -79,7 +79,7 @@ def main() -> None:
         datamodule, _ = build(cfg)
         translator = Translator.from_checkpoint(best)
         _, test[f"beam {args.beam}"] = translate_rate(
-            cfg, translator.model, datamodule.test_dataloader(), translator.tgt_vocab, args.beam
+            cfg, translator.model, datamodule.test_dataloader(), translator.tgt_tokenizer, args.beam
         )
     with curve.open() as f:
         rows = list(csv.DictReader(f))

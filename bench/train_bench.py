@@ -166,7 +166,7 @@ def per_pair_rate(cfg, net, dataset, n: int, warmup: int, tf: float, lr: float) 
     return rate
 
 
-def translate_rate(cfg, net, loader, tgt_vocab, beam: int) -> tuple[Rate, float]:
+def translate_rate(cfg, net, loader, tokenizer, beam: int) -> tuple[Rate, float]:
     """(d) Decode the whole test split in its length-bucketed batches (under autocast for a
     ``*-mixed`` precision): sentences/s, output tokens/s (``pairs``/``tokens``), peak memory and
     BLEU."""
@@ -182,15 +182,14 @@ def translate_rate(cfg, net, loader, tgt_vocab, beam: int) -> tuple[Rate, float]
                 outs = [h[0].tokens for h in beam_search(net, src, src_len, limits, beam)]
             else:
                 outs = greedy(net, src, src_len, limits)[0].tolist()
-            words = [tgt_vocab.decode(o) for o in outs]
-            hyps += [" ".join(w) for w in words]
+            hyps += [tokenizer.decode(o) for o in outs]
             refs += batch["refs"]
             rate.pairs += len(outs)
-            rate.tokens += sum(len(w) + 1 for w in words)
+            rate.tokens += sum(len(tokenizer.pieces(o)) + 1 for o in outs)
         sync(device)
         rate.seconds = time.perf_counter() - start
     rate.peak_mib = peak.mib
-    return rate, corpus_bleu(hyps, refs)[0]
+    return rate, corpus_bleu(hyps, refs, cfg.metrics.tokenize)[0]
 
 
 def training_rows(cfg, args, module, datamodule, out_dir: Path) -> dict[str, Rate]:
@@ -248,14 +247,14 @@ def main() -> None:
     if "translate" not in args.skip:
         if args.ckpt:
             translator = Translator.from_checkpoint(args.ckpt)
-            net, vocab = translator.model, translator.tgt_vocab
-            if translator.src_vocab.index2word != datamodule.src_vocab.index2word:
+            net, vocab = translator.model, translator.tgt_tokenizer
+            if translator.src_tokenizer.to_dict() != datamodule.src_tokenizer.to_dict():
                 raise SystemExit(
-                    f"error: {args.ckpt} was trained on other data (its vocabulary differs); "
+                    f"error: {args.ckpt} was trained on other data (its tokenizer differs); "
                     "give a checkpoint of these settings, e.g. from bench/time_to_bleu.py"
                 )
         else:
-            net, vocab = module.net, datamodule.tgt_vocab
+            net, vocab = module.net, datamodule.tgt_tokenizer
         for beam in sorted({1, args.beam}):
             key = "greedy" if beam == 1 else f"beam{beam}"
             rows[key], bleu[key] = translate_rate(
@@ -275,7 +274,7 @@ def report(cfg, args, rows: dict[str, Rate], bleu: dict[str, float], datamodule)
     model = cfg.model
     print(
         f"data: tutorial corpus, article prefixes, max_length {cfg.dataset.max_length}, "
-        f"{cfg.dataset.direction}, {len(datamodule.datasets['train'])} training pairs | model: "
+        f"{cfg.dataset.src_lang}-{cfg.dataset.tgt_lang}, {len(datamodule.datasets['train'])} training pairs | model: "
         f"{model.attention} attention, emb {model.emb_size}, {model.cell} {model.hidden_size} x "
         f"{model.num_layers} | batch {cfg.batch_size}, teacher forcing {cfg.teacher_forcing_ratio},"
         f" {cfg.optimizer._target_.split('.')[-1]}, precision {cfg.trainer.precision}"

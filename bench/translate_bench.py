@@ -31,7 +31,7 @@ def test_split() -> list[tuple[str, str]]:
     """The (source, reference) pairs of the benchmark data's test split, as training makes it."""
     dm = instantiate(compose(ROOT / "outputs" / "bench-translate", *BENCH_DATA).dataset)
     s = dm.settings()
-    pairs = list(clean_pairs(dm.corpus.pairs(Counter()), s.normalization, s.direction,
+    pairs = list(clean_pairs(dm.corpus.pairs(Counter()), s.normalization, s.langs,
                              s.max_length, s.prefixes, Counter()))  # fmt: skip
     test = split_pairs(pairs, s.val_size, s.test_size, s.seed)[2]
     dm.setup("test")

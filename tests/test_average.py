@@ -70,8 +70,8 @@ def test_last_n_and_explicit_lists(tmp_path, trained_run, capsys):
 
 def mismatched(tmp_path, source, part: str):
     ckpt = load(source)
-    if part == "tgt_vocab":
-        words = ckpt["nmt"]["tgt_vocab"]["index2word"]
+    if part == "tgt_tokenizer":
+        words = ckpt["nmt"]["tgt_tokenizer"]["index2word"]
         words[-1], words[-2] = words[-2], words[-1]
     else:
         ckpt["nmt"]["model"]["dropout"] = 0.5
@@ -81,7 +81,7 @@ def mismatched(tmp_path, source, part: str):
 
 
 def test_mismatched_vocabularies_are_refused_on_the_command_line(tmp_path, trained_ckpt):
-    other = mismatched(tmp_path, trained_ckpt, "tgt_vocab")
+    other = mismatched(tmp_path, trained_ckpt, "tgt_tokenizer")
     out = tmp_path / "avg.ckpt"
     proc = subprocess.run(
         [sys.executable, "-m", "seq2seq_nmt.average", str(trained_ckpt), str(other), "-o", str(out)],
@@ -89,8 +89,7 @@ def test_mismatched_vocabularies_are_refused_on_the_command_line(tmp_path, train
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stdout == "" and not out.exists()
     assert (
-        proc.stderr
-        == f"error: {other}: its target vocabulary differs from that of {trained_ckpt}\n"
+        proc.stderr == f"error: {other}: its target tokenizer differs from that of {trained_ckpt}\n"
     )
 
 

@@ -13,7 +13,7 @@ import torch
 
 from seq2seq_nmt.data import cache as cache_mod
 from seq2seq_nmt.data.cache import Ragged, Settings, prepare
-from seq2seq_nmt.data.corpus import TabCorpus
+from seq2seq_nmt.data.corpus import TutorialCorpus
 from seq2seq_nmt.data.datamodule import PairDataset, TranslationDataModule, collate
 from seq2seq_nmt.data.download import CorpusError
 from seq2seq_nmt.data.preprocess import filter_pairs, per_side
@@ -47,9 +47,12 @@ def write_corpus(path, repeat: int = 2) -> None:
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-def datamodule(path, cache_dir, **kw) -> TranslationDataModule:
+def datamodule(path, cache_dir, langs=("fr", "en"), **kw) -> TranslationDataModule:
     kw = dict(max_length=10, val_size=0.1, test_size=0.1, seed=3) | kw
-    return TranslationDataModule(TabCorpus(path), cache_dir=cache_dir, **kw)
+    corpus = TutorialCorpus(path, langs)
+    return TranslationDataModule(
+        corpus, src_lang=langs[0], tgt_lang=langs[1], cache_dir=cache_dir, **kw
+    )
 
 
 def arrays(dm: TranslationDataModule) -> dict:
@@ -60,16 +63,15 @@ def arrays(dm: TranslationDataModule) -> dict:
 
 def test_streamed_result_equals_the_plain_pipeline(tmp_path):
     write_corpus(tmp_path / "c.txt")
-    dm = datamodule(tmp_path / "c.txt", tmp_path / "cache", direction="en-fr", min_freq=2)
+    dm = datamodule(tmp_path / "c.txt", tmp_path / "cache", ("en", "fr"), min_freq=2)
     dm.setup()
-    pairs = filter_pairs(
-        TabCorpus(tmp_path / "c.txt").pairs(Counter()), "tutorial", "en-fr", 10, None, Counter()
-    )
+    corpus = TutorialCorpus(tmp_path / "c.txt", ("en", "fr"))
+    pairs = filter_pairs(corpus.pairs(Counter()), "tutorial", ("en", "fr"), 10, None, Counter())
     train, val, test = split_pairs(pairs, 0.1, 0.1, 3)
     src_vocab = Vocab.build((s for s, _ in train), 2)
     tgt_vocab = Vocab.build((t for _, t in train), 2)
-    assert dm.src_vocab.index2word == src_vocab.index2word
-    assert dm.tgt_vocab.word2count == tgt_vocab.word2count
+    assert dm.src_tokenizer.vocab.index2word == src_vocab.index2word
+    assert dm.tgt_tokenizer.vocab.word2count == tgt_vocab.word2count
     for name, split in zip(("train", "val", "test"), (train, val, test), strict=True):
         ds = dm.datasets[name]
         assert len(ds) == len(split) > 0
@@ -84,13 +86,13 @@ def test_second_setup_reuses_the_cache_without_reading_the_corpus(tmp_path, monk
     first = datamodule(tmp_path / "c.txt", tmp_path / "cache")
     first.setup()
     reads = Counter()
-    original = TabCorpus.pairs
+    original = TutorialCorpus.pairs
 
     def counting(self, stats):
         reads["pairs"] += 1
         return original(self, stats)
 
-    monkeypatch.setattr(TabCorpus, "pairs", counting)
+    monkeypatch.setattr(TutorialCorpus, "pairs", counting)
     again = datamodule(tmp_path / "c.txt", tmp_path / "cache")
     again.setup()
     assert reads["pairs"] == 0 and again.cache_key == first.cache_key is not None
@@ -105,18 +107,18 @@ def test_second_setup_reuses_the_cache_without_reading_the_corpus(tmp_path, monk
 
 
 def _job(path, cache, out) -> None:
-    data = prepare(TabCorpus(path), SETTINGS, cache)
+    data = prepare(TutorialCorpus(path), SETTINGS, cache)
     out.put((data.key, len(data.splits["train"][0])))
 
 
-def _slow_counted_build(corpus, settings, out, eval_sets=None):
+def _slow_counted_build(corpus, settings, out, eval_sets=None, tokenizer=None):
     (out.parent.parent / f"built-{os.getpid()}").touch()
     time.sleep(0.3)  # the other jobs reach the lock meanwhile
-    return ORIGINAL_BUILD(corpus, settings, out, eval_sets)
+    return ORIGINAL_BUILD(corpus, settings, out, eval_sets, tokenizer)
 
 
 ORIGINAL_BUILD = cache_mod.build
-SETTINGS = Settings("tutorial", "fr-en", 10, None, 0.1, 0.1, 0, (1, 1), (None, None))
+SETTINGS = Settings("tutorial", ("fr", "en"), 10, None, 0.1, 0.1, 0, (1, 1), (None, None))
 
 
 def test_concurrent_jobs_build_once_and_share(tmp_path, monkeypatch):
@@ -139,7 +141,7 @@ def test_concurrent_jobs_build_once_and_share(tmp_path, monkeypatch):
 
 
 def test_failed_build_leaves_no_cache_entry(tmp_path):
-    class Broken(TabCorpus):
+    class Broken(TutorialCorpus):
         def pairs(self, stats):
             yield from list(super().pairs(stats))[:5]
             raise CorpusError("disk went away")
@@ -148,7 +150,9 @@ def test_failed_build_leaves_no_cache_entry(tmp_path):
     with pytest.raises(CorpusError, match="disk went away"):
         prepare(Broken(tmp_path / "c.txt"), SETTINGS, tmp_path / "cache")
     assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]
-    assert len(prepare(TabCorpus(tmp_path / "c.txt"), SETTINGS, tmp_path / "cache").splits) == 3
+    assert (
+        len(prepare(TutorialCorpus(tmp_path / "c.txt"), SETTINGS, tmp_path / "cache").splits) == 3
+    )
 
 
 def test_nothing_left_after_filtering_is_a_clear_error(tmp_path):
@@ -162,22 +166,23 @@ def test_vocabulary_settings_per_language(tmp_path, caplog):
     dm = datamodule(tmp_path / "c.txt", tmp_path / "cache", min_freq={"src": 1, "tgt": 2})
     with caplog.at_level(logging.INFO):
         dm.setup()
-    assert "qwv" in dm.src_vocab.word2index and "zyx" not in dm.tgt_vocab.word2index
-    assert "validation OOV src/tgt" in caplog.text and "vocab src/tgt" in caplog.text
-    dm = datamodule(
-        tmp_path / "c.txt", tmp_path / "cache", max_vocab_size={"fr": 5}, direction="en-fr"
+    assert (
+        "qwv" in dm.src_tokenizer.vocab.word2index
+        and "zyx" not in dm.tgt_tokenizer.vocab.word2index
     )
+    assert "validation OOV src/tgt" in caplog.text and "vocab src/tgt" in caplog.text
+    dm = datamodule(tmp_path / "c.txt", tmp_path / "cache", ("en", "fr"), max_vocab_size={"fr": 5})
     dm.setup()
-    assert len(dm.tgt_vocab) == 4 + 5 and len(dm.src_vocab) > 4 + 5
-    assert per_side({"en": 3}, "fr-en", default=1) == (1, 3)
+    assert len(dm.tgt_tokenizer.vocab) == 4 + 5 and len(dm.src_tokenizer.vocab) > 4 + 5
+    assert per_side({"en": 3}, ("fr", "en"), default=1) == (1, 3)
     with pytest.raises(ValueError, match="unknown keys"):
-        per_side({"source": 3}, "fr-en")
+        per_side({"source": 3}, ("fr", "en"))
 
 
 def test_validation_oov_rate_counts_unknown_words(tmp_path):
     write_corpus(tmp_path / "c.txt")
     settings = dataclasses.replace(SETTINGS, min_freq=(14, 14), val_size=0.3)
-    data = prepare(TabCorpus(tmp_path / "c.txt"), settings, None)
+    data = prepare(TutorialCorpus(tmp_path / "c.txt"), settings, None)
     for side, k in (("src", 0), ("tgt", 1)):
         ids = np.concatenate([seq[:-1] for seq in data.splits["val"][k]])
         assert 0 < data.oov[side] == pytest.approx(np.mean(ids == UNK))

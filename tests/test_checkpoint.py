@@ -30,24 +30,32 @@ def test_a_run_writes_the_current_format_and_names_the_weights_with_one_prefix(t
     ckpt = raw(trained_ckpt)
     payload = ckpt[CHECKPOINT_KEY]
     assert payload["format"] == FORMAT and payload["version"] == __version__
-    assert set(payload) == {"format", "version", "model", "src_vocab", "tgt_vocab", "data"}
+    assert set(payload) == {"format", "version", "model", "src_tokenizer", "tgt_tokenizer", "data"}
     assert all(k.startswith(WEIGHTS_PREFIX) for k in ckpt["state_dict"])
     net = Seq2Seq(**payload["model"])
     assert network_weights(ckpt["state_dict"]).keys() == net.state_dict().keys()
 
 
-def previous_format(ckpt: dict) -> dict:
-    """The payload as the package wrote it before ``format`` existed (format 0)."""
+def previous_format(ckpt: dict, fmt: int) -> dict:
+    """The payload as the package wrote it in format 1 (word vocabularies and a ``direction``)
+    or before ``format`` existed (format 0: the same without the key)."""
     payload = ckpt[CHECKPOINT_KEY]
-    old = {k: payload[k] for k in ("model", "src_vocab", "tgt_vocab", "data")}
-    return {**ckpt, CHECKPOINT_KEY: {"version": "0.1.0", **old}}
+    vocabs = {f"{side}_vocab": dict(payload[f"{side}_tokenizer"]) for side in ("src", "tgt")}
+    for vocab in vocabs.values():
+        assert vocab.pop("kind") == "words"
+    data = {k: v for k, v in payload["data"].items() if k not in ("src_lang", "tgt_lang")}
+    data["direction"] = f"{payload['data']['src_lang']}-{payload['data']['tgt_lang']}"
+    old = {"version": "0.1.0", "model": payload["model"], "data": data, **vocabs}
+    return {**ckpt, CHECKPOINT_KEY: old | ({"format": fmt} if fmt else {})}
 
 
-def test_a_checkpoint_of_the_previous_format_still_loads(tmp_path, trained_ckpt):
+@pytest.mark.parametrize("fmt", [0, 1])
+def test_a_checkpoint_of_a_previous_format_still_loads(tmp_path, trained_ckpt, fmt):
     old = tmp_path / "old.ckpt"
-    torch.save(previous_format(raw(trained_ckpt)), old)
-    assert "format" not in raw(old)[CHECKPOINT_KEY]
-    assert load_checkpoint(old)[CHECKPOINT_KEY]["format"] == FORMAT  # read as the current one
+    torch.save(previous_format(raw(trained_ckpt), fmt), old)
+    assert raw(old)[CHECKPOINT_KEY].get("format") == (fmt or None)
+    upgraded = load_checkpoint(old)[CHECKPOINT_KEY]  # read as the current format
+    assert upgraded == raw(trained_ckpt)[CHECKPOINT_KEY] | {"version": "0.1.0"}
     expected = Translator.from_checkpoint(trained_ckpt).translate(LINES)
     assert Translator.from_checkpoint(old).translate(LINES) == expected
     assert Translator.from_checkpoints([trained_ckpt, old]).translate(LINES)  # an ensemble

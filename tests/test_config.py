@@ -52,7 +52,7 @@ def test_model_attention_option(tmp_path, attention):
 def test_command_line_overrides_reach_the_config(tmp_path):
     cfg = make_cfg(
         tmp_path, "dataset.max_length=12", "teacher_forcing_ratio=0.25", "batch_size=7",
-        "dataset.direction=en-fr", "loss=cross_entropy", "loss.label_smoothing=0.1",
+        "dataset.src_lang=en", "dataset.tgt_lang=fr", "loss=cross_entropy", "loss.label_smoothing=0.1",
     )  # fmt: skip
     assert cfg.dataset.max_length == cfg.model.max_length == 12
     assert cfg.dataset.batch_size == 7 and cfg.teacher_forcing_ratio == 0.25

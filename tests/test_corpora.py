@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 
 from helpers import SHARED_DATA, make_cfg
 from seq2seq_nmt.data.cache import Settings, prepare
-from seq2seq_nmt.data.corpus import ConcatCorpus, EuroparlCorpus, TabCorpus, count_lines
+from seq2seq_nmt.data.corpus import ConcatCorpus, EuroparlCorpus, TutorialCorpus, count_lines
 from seq2seq_nmt.data.download import CorpusError
 from seq2seq_nmt.data.normalize import normalize_europarl, normalize_tutorial
 from seq2seq_nmt.data.preprocess import ARTICLE_PREFIXES, TUTORIAL_PREFIXES
@@ -25,17 +25,18 @@ def offline(*overrides: str) -> list[str]:
 
 
 def europarl(shared):
-    return EuroparlCorpus(*(shared / "europarl" / f"europarl-v7.fr-en.{x}" for x in ("en", "fr")))
+    files = {x: shared / "europarl" / f"europarl-v7.fr-en.{x}" for x in ("en", "fr")}
+    return EuroparlCorpus(langs=("en", "fr"), paths=files)
 
 
 def settings(**kw) -> Settings:
-    base = dict(normalization="tutorial", direction="fr-en", max_length=10, prefixes=None, val_size=0.05,
+    base = dict(normalization="tutorial", langs=("fr", "en"), max_length=10, prefixes=None, val_size=0.05,
                 test_size=0.05, seed=0, min_freq=(1, 1), max_size=(None, None))  # fmt: skip
     return Settings(**base | kw)
 
 
 def test_cleaning_of_known_lines(shared_data):
-    en, fr = next(TabCorpus(shared_data / "tutorial" / "eng-fra.txt").pairs(Counter()))
+    fr, en = next(TutorialCorpus(shared_data / "tutorial" / "eng-fra.txt").pairs(Counter()))
     assert (normalize_tutorial(en), normalize_tutorial(fr)) == ("go .", "va !")
     pairs = europarl(shared_data).pairs(Counter())
     assert [normalize_europarl(s) for s in next(pairs)] == [
@@ -94,7 +95,8 @@ def test_europarl_counts_and_direction(shared_data, tmp_path):
     over = [
         "dataset=europarl",
         f"paths.cache_dir={tmp_path}",
-        "dataset.direction=en-fr",
+        "dataset.src_lang=en",
+        "dataset.tgt_lang=fr",
         *offline(),
     ]
     dm = instantiate(make_cfg(tmp_path, *over).dataset)
@@ -104,7 +106,10 @@ def test_europarl_counts_and_direction(shared_data, tmp_path):
     assert stats["lines_read"] == count_lines(en) == count_lines(fr)
     assert stats["lines_read"] == stats["pairs_kept"] + sum(stats[k] for k in DROPS)
     assert stats["dropped_empty_side"] > 0  # Europarl has lines empty on one side
-    assert "parliament" in dm.src_vocab.word2index and "parlement" in dm.tgt_vocab.word2index
+    assert (
+        "parliament" in dm.src_tokenizer.vocab.word2index
+        and "parlement" in dm.tgt_tokenizer.vocab.word2index
+    )
 
 
 def test_both_is_the_two_corpora_concatenated(tutorial_dm, tmp_path):
@@ -128,7 +133,7 @@ def test_splits_are_disjoint_on_both_sides_on_tatoeba(tutorial_dm, direct_pairs)
         assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
     train = tutorial_dm.datasets["train"]
     sources, targets = ({tuple(x) for x in seqs} for seqs in (train.src, train.tgt))
-    train_refs = {" ".join(tutorial_dm.tgt_vocab.decode(t)) for t in train.tgt}
+    train_refs = {tutorial_dm.tgt_tokenizer.decode(t) for t in train.tgt}
     for name in ("val", "test"):  # with min_freq=1 a sentence without UNK is spelled exactly
         ds = tutorial_dm.datasets[name]
         assert not {tuple(x) for x in ds.src if UNK not in x} & sources
@@ -166,7 +171,7 @@ def test_external_test_set_replaces_the_slice_and_is_removed_from_training(share
     assert report["overlap"]["test"] == {"src_in_train_pct": 0.0, "tgt_in_train_pct": 0.0}
     expected = {normalize_tutorial(ln.split("\t")[0]) for ln in lines[5000:5200]}
     assert set(test.refs) <= expected  # fr-en: the references are the English side
-    train_refs = {" ".join(dm.tgt_vocab.decode(t)) for t in dm.datasets["train"].tgt}
+    train_refs = {dm.tgt_tokenizer.decode(t) for t in dm.datasets["train"].tgt}
     assert not set(test.refs) & train_refs
 
 
@@ -174,7 +179,8 @@ def test_misaligned_europarl_files_are_one_clear_error(tmp_path):
     (tmp_path / "a.en").write_text("one\ntwo\nthree\n")
     (tmp_path / "a.fr").write_text("un\ndeux")
     with pytest.raises(CorpusError, match=r"a.en has 3 lines, .*a.fr has 2"):
-        list(EuroparlCorpus(tmp_path / "a.en", tmp_path / "a.fr").pairs(Counter()))
+        files = {"en": tmp_path / "a.en", "fr": tmp_path / "a.fr"}
+        list(EuroparlCorpus(langs=("en", "fr"), paths=files).pairs(Counter()))
 
 
 def test_malformed_lines_are_counted_and_reported(tmp_path, caplog):
@@ -185,7 +191,10 @@ def test_malformed_lines_are_counted_and_reported(tmp_path, caplog):
     (tmp_path / "e.en").write_bytes(b"Hello\n\nBad \xff byte\n")
     (tmp_path / "e.fr").write_bytes(b"Bonjour\nOrphan\nMauvais octet\n")
     corpus = ConcatCorpus(
-        [TabCorpus(tmp_path / "t.txt"), EuroparlCorpus(tmp_path / "e.en", tmp_path / "e.fr")]
+        [
+            TutorialCorpus(tmp_path / "t.txt"),
+            EuroparlCorpus(paths={"en": tmp_path / "e.en", "fr": tmp_path / "e.fr"}),
+        ]  # fmt: skip
     )
     with caplog.at_level(logging.INFO):
         stats = prepare(corpus, settings(val_size=1, test_size=1)).stats

@@ -8,7 +8,7 @@ import torch
 
 from seq2seq_nmt.data import sampler as sampler_mod
 from seq2seq_nmt.data.batch import collate
-from seq2seq_nmt.data.corpus import SAMPLE_PATH, SampleCorpus, TabCorpus
+from seq2seq_nmt.data.corpus import SAMPLE_PATH, SampleCorpus, TutorialCorpus
 from seq2seq_nmt.data.normalize import get_normalizer, normalize_tutorial
 from seq2seq_nmt.data.preprocess import ARTICLE_PREFIXES, TUTORIAL_PREFIXES, filter_pairs
 from seq2seq_nmt.data.sampler import BucketBatchSampler
@@ -46,8 +46,8 @@ def test_tab_corpus_counts_malformed_lines(tmp_path):
     path = tmp_path / "c.txt"
     path.write_bytes(b"Hi.\tSalut.\n\nno tab here\nGo.\tVa !\tCC-BY attribution\nBad \xff.\tMal.\n")
     stats: Counter = Counter()
-    pairs = list(TabCorpus(path).pairs(stats))
-    assert pairs[:2] == [("Hi.", "Salut."), ("Go.", "Va !")]
+    pairs = list(TutorialCorpus(path).pairs(stats))
+    assert pairs[:2] == [("Salut.", "Hi."), ("Va !", "Go.")]  # (fr, en): French -> English
     assert len(pairs) == 3
     assert stats["lines_without_tab"] == 1 and stats["blank_lines"] == 1
     assert stats["invalid_utf8_repaired"] == 1
@@ -55,18 +55,21 @@ def test_tab_corpus_counts_malformed_lines(tmp_path):
 
 def test_filters_and_direction():
     stats: Counter = Counter()
-    raw = [("I am cold.", "J'ai froid."), ("He runs.", "Il court."), ("", "Vide."),
-           ("I am a very very very long sentence.", "Je suis longue.")]  # fmt: skip
-    kept = filter_pairs(raw, "tutorial", "fr-en", 8, "tutorial", stats)
+    raw = [("J'ai froid.", "I am cold."), ("Il court.", "He runs."), ("Vide.", ""),
+           ("Je suis longue.", "I am a very very very long sentence.")]  # fmt: skip
+    kept = filter_pairs(raw, "tutorial", ("fr", "en"), 8, "tutorial", stats)
     assert kept == [("j ai froid .", "i am cold .")]
     assert (stats["dropped_by_prefix"], stats["dropped_empty_side"], stats["dropped_too_long"]) == (
         1,
         1,
         1,
     )
-    assert filter_pairs(raw[:1], "tutorial", "en-fr", None, None, Counter()) == [
+    swapped = [(en, fr) for fr, en in raw[:1]]
+    assert filter_pairs(swapped, "tutorial", ("en", "fr"), None, "tutorial", Counter()) == [
         ("i am cold .", "j ai froid .")
     ]
+    with pytest.raises(ValueError, match="neither side of de-fr is English"):
+        filter_pairs(raw, "tutorial", ("de", "fr"), None, "tutorial", Counter())
 
 
 def test_split_is_deterministic_and_disjoint_on_both_sides():

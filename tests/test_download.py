@@ -11,7 +11,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from seq2seq_nmt.data.corpus import EuroparlCorpus, TabCorpus
+from seq2seq_nmt.data.corpus import EuroparlCorpus, TutorialCorpus
 from seq2seq_nmt.data.download import CorpusError, locate
 
 TAB = "Go.\tVa !\nI am cold.\tJ'ai froid.\n"
@@ -77,11 +77,11 @@ def test_zip_is_downloaded_into_the_cache_once(server, tmp_path):
     make_zip(root / "data.zip", {"data/eng-fra.txt": TAB, "data/other.txt": "x"})
     cache = tmp_path / "cache"
     where = dict(data_dir=tmp_path / "absent", cache_dir=cache, url=f"{base}/data.zip")
-    pairs = list(TabCorpus(**where).pairs(Counter()))
-    assert pairs == [("Go.", "Va !"), ("I am cold.", "J'ai froid.")]
+    pairs = list(TutorialCorpus(**where).pairs(Counter()))
+    assert pairs == [("Va !", "Go."), ("J'ai froid.", "I am cold.")]  # (fr, en)
     assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == ["eng-fra.txt"]
     assert not list(cache.glob("*.part")) and not list(cache.glob(".*.part"))
-    assert list(TabCorpus(**where).pairs(Counter())) == pairs  # from the cache now
+    assert list(TutorialCorpus(**where).pairs(Counter())) == pairs  # from the cache now
     assert httpd.gets == 1
 
 
@@ -110,25 +110,25 @@ def test_explicit_path_then_data_dir_come_before_cache_and_download(tmp_path):
     (cache / "eng-fra.txt").write_text("C.\tD.\n")
     (tmp_path / "mine.txt").write_text("E.\tF.\n")
     where = dict(data_dir=data, cache_dir=cache, url=closed_port_url())
-    assert list(TabCorpus(**where).pairs(Counter())) == [("A.", "B.")]
-    assert list(TabCorpus(tmp_path / "mine.txt", **where).pairs(Counter())) == [("E.", "F.")]
+    assert list(TutorialCorpus(**where).pairs(Counter())) == [("B.", "A.")]
+    assert list(TutorialCorpus(tmp_path / "mine.txt", **where).pairs(Counter())) == [("F.", "E.")]
     (data / "eng-fra.txt").unlink()
-    assert list(TabCorpus(**where).pairs(Counter())) == [("C.", "D.")]
+    assert list(TutorialCorpus(**where).pairs(Counter())) == [("D.", "C.")]
     with pytest.raises(CorpusError, match="corpus file not found: .*nope.txt"):
-        TabCorpus(tmp_path / "nope.txt", **where).files()
+        TutorialCorpus(tmp_path / "nope.txt", **where).files()
 
 
 def test_offline_without_the_file_is_one_clear_error(tmp_path):
     cache = tmp_path / "cache"
     url = closed_port_url()
     with pytest.raises(CorpusError) as e:
-        TabCorpus(data_dir=tmp_path / "data", cache_dir=cache, url=url).files()
+        TutorialCorpus(data_dir=tmp_path / "data", cache_dir=cache, url=url).files()
     msg = str(e.value)
     assert "eng-fra.txt" in msg and str(cache) in msg and url in msg and "\n" not in msg
     with pytest.raises(
         CorpusError, match=f"eng-fra.txt not found in .*; put the file.* in {cache}"
     ):
-        TabCorpus(cache_dir=cache, url=url, download=False).files()
+        TutorialCorpus(cache_dir=cache, url=url, download=False).files()
 
 
 def test_truncated_download_leaves_no_file(server, tmp_path):
@@ -150,7 +150,7 @@ def test_tgz_members_are_extracted_safely(server, tmp_path):
     cache = tmp_path / "deep" / "cache"
     corpus = EuroparlCorpus(cache_dir=cache, url=f"{base}/fr-en.tgz")
     stats: Counter = Counter()
-    assert list(corpus.pairs(stats))[1] == ("Hello", "Bonjour")
+    assert list(corpus.pairs(stats))[1] == ("Bonjour", "Hello")
     assert stats["lines_read"] == 2
     assert sorted(p.name for p in cache.iterdir()) == [
         ".download.lock", "europarl-v7.fr-en.en", "europarl-v7.fr-en.fr",
@@ -164,5 +164,5 @@ def test_archive_without_the_file_is_reported(server, tmp_path):
     root, base, _ = server
     make_zip(root / "data.zip", {"data/fra-eng.txt": TAB})
     with pytest.raises(CorpusError, match="no file named eng-fra.txt"):
-        TabCorpus(cache_dir=tmp_path / "cache", url=f"{base}/data.zip").files()
+        TutorialCorpus(cache_dir=tmp_path / "cache", url=f"{base}/data.zip").files()
     assert not (tmp_path / "cache" / "data.zip").exists()

@@ -96,12 +96,12 @@ def test_translate_py_takes_a_list_of_checkpoints(tmp_path, trained_ckpt, second
 
 @pytest.mark.parametrize(
     ("part", "message"),
-    [("tgt_vocab", "its target vocabulary differs"), ("normalization", "its normalisation differs")],
+    [("tgt_tokenizer", "its target tokenizer differs"), ("normalization", "its normalisation differs")],
 )  # fmt: skip
 def test_mismatched_checkpoints_are_refused(tmp_path, trained_ckpt, capsys, part, message):
     ckpt = torch.load(trained_ckpt, map_location="cpu", weights_only=True)
-    if part == "tgt_vocab":
-        words = ckpt["nmt"]["tgt_vocab"]["index2word"]
+    if part == "tgt_tokenizer":
+        words = ckpt["nmt"]["tgt_tokenizer"]["index2word"]
         words[-1], words[-2] = words[-2], words[-1]
     else:
         ckpt["nmt"]["data"]["normalization"] = "europarl"

@@ -25,7 +25,7 @@ from helpers import ROOT, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data import cache as cache_mod
 from seq2seq_nmt.data.cache import CacheError, Settings, prepare
-from seq2seq_nmt.data.corpus import SAMPLE_PATH, EuroparlCorpus, TabCorpus
+from seq2seq_nmt.data.corpus import SAMPLE_PATH, EuroparlCorpus, TutorialCorpus
 from seq2seq_nmt.data.download import CorpusError, locate
 from seq2seq_nmt.guards import (
     DivergenceError,
@@ -41,7 +41,7 @@ from seq2seq_nmt.training import train
 TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
 LIMITS = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv"]
 SHORT = [*TINY, *LIMITS]
-CACHE_SETTINGS = Settings("tutorial", "fr-en", 10, None, 0.1, 0.1, 0, (1, 1), (None, None))
+CACHE_SETTINGS = Settings("tutorial", ("fr", "en"), 10, None, 0.1, 0.1, 0, (1, 1), (None, None))
 
 
 def run_train(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -95,7 +95,7 @@ def test_bad_config_value_is_one_line_and_exit_2_before_any_data_is_read(
         "dataset.val_size=1.5", "dataset.val_size=abc", "dataset.test_size=-3", "model.hidden_size=-1",
         "model.emb_size=0", "model.num_layers=0", "model.dropout=1.5", "teacher_forcing_ratio=2.0",
         "optimizer.lr=-1", "optimizer.lr=0", "trainer.gradient_clip_val=0", "trainer.max_epochs=0",
-        "dataset.max_length=1", "dataset.direction=de-en", "dataset.normalization=nfc",
+        "dataset.max_length=1", "dataset.src_lang=de-en", "dataset.normalization=nfc",
         "dataset.prefixes=some", "dataset.prefixes=[a,1]", "model.attention=general",
         "loss.label_smoothing=-0.1", "model.bidirectional=maybe", "++teacher_forcing_mode=half",
         "++model.tie_embeddings=1", "++dataset.sampling=random", "callbacks.divergence_guard.patience=0",
@@ -288,7 +288,7 @@ def test_download_cache_that_is_a_file_is_one_line_naming_it(tmp_path):
 
 def test_read_only_cache_folder_is_refused_naming_it(read_only_folder):
     folder = read_only_folder
-    corpus = TabCorpus(SAMPLE_PATH)
+    corpus = TutorialCorpus(SAMPLE_PATH)
     with pytest.raises(CacheError, match=f"^cannot write to {folder} .*: Permission denied$"):
         prepare(corpus, CACHE_SETTINGS, folder)
 
@@ -301,7 +301,7 @@ def test_a_failed_cache_write_is_one_line_naming_the_entry(tmp_path, monkeypatch
     with pytest.raises(
         CacheError, match="^cannot write the preprocessed data to .*: No space left"
     ):
-        prepare(TabCorpus(SAMPLE_PATH), CACHE_SETTINGS, tmp_path / "cache")
+        prepare(TutorialCorpus(SAMPLE_PATH), CACHE_SETTINGS, tmp_path / "cache")
     assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".lock"]  # nothing half-built
 
 
@@ -312,16 +312,16 @@ def test_a_failed_cache_write_is_one_line_naming_the_entry(tmp_path, monkeypatch
 def test_compressed_corpus_reads_like_the_plain_one_whatever_its_name(tmp_path, compress):
     path = tmp_path / "eng-fra.txt"  # no telling extension: the magic bytes decide
     path.write_bytes(compress(SAMPLE_PATH.read_bytes()))
-    plain, stats = list(TabCorpus(SAMPLE_PATH).pairs(Counter())), Counter()
-    assert list(TabCorpus(path).pairs(stats)) == plain and stats["lines_read"] == len(plain)
+    plain, stats = list(TutorialCorpus(SAMPLE_PATH).pairs(Counter())), Counter()
+    assert list(TutorialCorpus(path).pairs(stats)) == plain and stats["lines_read"] == len(plain)
 
 
 def test_compressed_europarl_files_are_counted_and_aligned(tmp_path):
     en, fr = tmp_path / "en.gz", tmp_path / "fr.xz"
     en.write_bytes(gzip.compress(b"hello\nthank you\n"))
     fr.write_bytes(lzma.compress(b"bonjour\nmerci\n"))
-    pairs = list(EuroparlCorpus(en, fr).pairs(Counter()))
-    assert pairs == [("hello", "bonjour"), ("thank you", "merci")]
+    pairs = list(EuroparlCorpus(paths={"en": en, "fr": fr}).pairs(Counter()))
+    assert pairs == [("bonjour", "hello"), ("merci", "thank you")]  # (fr, en)
 
 
 @pytest.mark.parametrize(
@@ -336,14 +336,16 @@ def test_file_that_is_not_text_is_refused_naming_it_and_why(tmp_path, content, w
     path = tmp_path / "eng-fra.txt"
     path.write_bytes(content)
     with pytest.raises(CorpusError, match="^" + re.escape(f"{path}: {why}")):
-        list(TabCorpus(path).pairs(Counter()))
+        list(TutorialCorpus(path).pairs(Counter()))
 
 
 def test_a_few_invalid_bytes_are_repaired_not_refused(tmp_path):
     path = tmp_path / "eng-fra.txt"
     path.write_bytes("I am here.\tJe suis là.\n".encode("latin-1") * 10)
     stats = Counter()
-    assert len(list(TabCorpus(path).pairs(stats))) == 10 and stats["invalid_utf8_repaired"] == 10
+    assert (
+        len(list(TutorialCorpus(path).pairs(stats))) == 10 and stats["invalid_utf8_repaired"] == 10
+    )
 
 
 def test_directory_given_as_a_corpus_path_says_so(tmp_path):
@@ -401,12 +403,12 @@ def test_unreadable_checkpoint_given_by_path_is_one_line(two_epochs, tmp_path):
 @pytest.mark.parametrize(
     ("override", "diff"),
     [("model.hidden_size=48", "model.hidden_size=32 (now 48)"),
-     ("dataset.direction=en-fr", "data.direction='fr-en' (now 'en-fr')")],
+     ("dataset.src_lang=en dataset.tgt_lang=fr", "data.src_lang='fr' (now 'en')")],
 )  # fmt: skip
 def test_resume_with_another_model_or_data_is_refused(two_epochs, tmp_path, override, diff):
     run = copy_run(two_epochs, tmp_path)
     with pytest.raises(ResumeError, match=r"trained with other settings: .*" + re.escape(diff)):
-        train(make_cfg(run, *RESUME, "trainer.max_epochs=3", "ckpt_path=last", override))
+        train(make_cfg(run, *RESUME, "trainer.max_epochs=3", "ckpt_path=last", *override.split()))
 
 
 def test_resume_with_another_learning_rate_applies_it_with_a_warning(two_epochs, tmp_path, caplog):

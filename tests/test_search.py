@@ -26,7 +26,7 @@ def french() -> list[str]:
 
 
 def batch(translator: Translator, lines: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    ids = [np.asarray(translator.src_vocab.encode(" ".join(translator.encode(s)))) for s in lines]
+    ids = [np.asarray(translator.encode(s)) for s in lines]
     b = collate([(s, s, None) for s in ids])
     return b["src"], b["src_len"]
 

@@ -61,9 +61,13 @@ def test_val_bleu_and_samples_reach_tensorboard(trained_run):
 def test_checkpoint_holds_plain_types_and_everything_translation_needs(trained_ckpt):
     ckpt = torch.load(trained_ckpt, map_location="cpu", weights_only=True)
     meta = ckpt["nmt"]
-    assert {"model", "src_vocab", "tgt_vocab", "data", "version"} <= set(meta)
-    assert meta["data"]["normalization"] == "tutorial" and meta["data"]["direction"] == "fr-en"
-    assert meta["model"]["src_vocab_size"] == len(meta["src_vocab"]["index2word"])
+    assert {"model", "src_tokenizer", "tgt_tokenizer", "data", "version"} <= set(meta)
+    assert meta["data"]["normalization"] == "tutorial" and (
+        meta["data"]["src_lang"],
+        meta["data"]["tgt_lang"],
+    ) == ("fr", "en")
+    assert meta["src_tokenizer"]["kind"] == "words"
+    assert meta["model"]["src_vocab_size"] == len(meta["src_tokenizer"]["index2word"])
 
 
 def test_checkpoint_round_trip_in_a_fresh_process(tmp_path):
@@ -71,7 +75,9 @@ def test_checkpoint_round_trip_in_a_fresh_process(tmp_path):
     path = tmp_path / "model.ckpt"
     trainer.save_checkpoint(path)
     lines = ["je suis fatigue .", "il est grand .", "nous sommes prets ."]
-    in_memory = Translator(module.net, module.src_vocab, module.tgt_vocab, module.data_config)
+    in_memory = Translator(
+        module.net, module.src_tokenizer, module.tgt_tokenizer, module.data_config
+    )
     expected = in_memory.translate(lines)
     (tmp_path / "in.txt").write_text("\n".join(lines) + "\n")
     out = subprocess.run(
@@ -83,7 +89,7 @@ def test_checkpoint_round_trip_in_a_fresh_process(tmp_path):
 
 def test_trained_model_translates_unknown_empty_and_long_input(trained_ckpt):
     translator = Translator.from_checkpoint(trained_ckpt)
-    assert translator.src_vocab.encode("zzyzx") == [3, 2]  # UNK, EOS
+    assert translator.encode("zzyzx") == [3, 2]  # UNK, EOS
     long_line = " ".join(["je suis fatigue"] * 70)
     out = translator.translate(["Je suis très fatigué !", "", "zzyzx qwxq", long_line])
     assert out[1] == "" and len(out) == 4

@@ -15,6 +15,7 @@ from helpers import ROOT, make_cfg, run_translate
 from seq2seq_nmt.cli import run
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.normalize import normalize_tutorial
+from seq2seq_nmt.data.tokenizer import WordTokenizer
 from seq2seq_nmt.data.vocab import EOS, UNK, Vocab
 from seq2seq_nmt.model import Seq2Seq
 from seq2seq_nmt.search import Hypothesis
@@ -151,12 +152,14 @@ def test_plot_attention_writes_one_png_per_sentence(tmp_path, trained_ckpt, caps
 
 def test_replace_unk_copies_the_most_attended_source_word():
     vocab = Vocab(["il", "est", "."])
+    words = WordTokenizer(vocab)
     translator = Translator(
-        Seq2Seq(len(vocab), len(vocab), 8, 8), vocab, vocab, {"normalization": "tutorial"}
+        Seq2Seq(len(vocab), len(vocab), 8, 8), words, words, {"normalization": "tutorial"}
     )
     attn = torch.tensor([[0.9, 0.05, 0.05, 0.0], [0.1, 0.1, 0.7, 0.1], [0.1, 0.8, 0.1, 0.0]])
     ids = [vocab.word2index["il"], UNK, EOS]
-    tr = Translation(["il", "est", "zzyzx"], [Hypothesis(ids, -1.0, -1.0, attn)])
+    source = ["il", "est", "zzyzx"]
+    tr = Translation(source, words.encode(" ".join(source)), [Hypothesis(ids, -1.0, -1.0, attn)])
     assert translator.output(tr)[0] == ["il", "<unk>"]
     assert translator.output(tr, replace_unk=True)[0] == ["il", "zzyzx"]
 
@@ -167,13 +170,13 @@ def test_a_200_word_line(trained_ckpt, caplog):
     for beam_size in (1, 5):
         out = translator.search([line], beam_size=beam_size)[0]
         assert len(out.source) == 200 and 1 <= len(out.hypotheses[0].tokens) <= 1.5 * 201 + 5
-    vocab = translator.src_vocab
+    vocab = translator.src_tokenizer
     tutorial = Translator(Seq2Seq(len(vocab), len(vocab), 8, 8, attention="tutorial", max_length=10),
                           vocab, vocab, {"normalization": "tutorial"})  # fmt: skip
     with caplog.at_level("WARNING"):
         out = tutorial.search([line], beam_size=3)[0]
     assert len(out.source) == 9 and out.hypotheses
-    assert "200 words, but the tutorial attention sees only the first 9" in caplog.text
+    assert "200 tokens, but the tutorial attention sees only the first 9" in caplog.text
 
 
 def test_checkpoint_with_pickled_objects_is_refused(tmp_path, trained_ckpt, capsys):
@@ -228,7 +231,8 @@ def test_the_truncation_warning_reaches_stderr_from_the_command_line(tutorial_ck
     line = " ".join(["il est grand"] * 10)  # 30 words, the attention sees 9
     proc = translate_cli(tutorial_ckpt, f"text={line}")
     assert (
-        "WARNING: line 1: 30 words, but the tutorial attention sees only the first 9" in proc.stderr
+        "WARNING: line 1: 30 tokens, but the tutorial attention sees only the first 9"
+        in proc.stderr
     )
     assert len(proc.stdout.splitlines()) == 1
 

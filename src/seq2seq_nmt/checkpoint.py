@@ -8,10 +8,12 @@ rebuilds the network alone, in plain Python types (``torch.load(weights_only=Tru
 - ``format``: the layout of this payload (``FORMAT``); a reader refuses a format newer than its own
 - ``version``: the package version that wrote it
 - ``model``: the ``Seq2Seq`` keyword arguments
-- ``src_vocab``, ``tgt_vocab``: ``Vocab.to_dict()``
-- ``data``: the preprocessing translation repeats (normalisation, direction, max_length, ...)
+- ``src_tokenizer``, ``tgt_tokenizer``: ``Tokenizer.to_dict()`` (a SentencePiece model's bytes
+  included), read back by ``data.tokenizer.from_dict``
+- ``data``: the preprocessing translation repeats (normalisation, src_lang, tgt_lang, max_length)
 
-Format 0 is the payload before ``format`` existed: the same entries without it.
+Format 1 held word vocabularies (``src_vocab``, ``tgt_vocab``: ``Vocab.to_dict()``) and a
+``direction`` (``fr-en``); format 0 is format 1 before ``format`` existed. Both are upgraded.
 """
 
 import pickle
@@ -21,21 +23,21 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .data.vocab import Vocab
+from .data.tokenizer import Tokenizer
 from .model import Seq2Seq
 
 CHECKPOINT_KEY = "nmt"  # where a checkpoint keeps the payload
-FORMAT = 1  # the payload layout this version writes
-READABLE_FORMATS = (0, 1)
+FORMAT = 2  # the payload layout this version writes
+READABLE_FORMATS = (0, 1, 2)
 NET_ATTRIBUTE = "net"  # TranslationModule's attribute holding the Seq2Seq
 WEIGHTS_PREFIX = f"{NET_ATTRIBUTE}."  # the network's weights in a checkpoint's state_dict
 
 # the parts of checkpoints' payloads that must agree to ensemble or to average them
-ENSEMBLE_PARTS = ("src_vocab", "tgt_vocab", "normalization")
+ENSEMBLE_PARTS = ("src_tokenizer", "tgt_tokenizer", "normalization")
 AVERAGE_PARTS = ("model", *ENSEMBLE_PARTS)
 _PART_NAMES = {
-    "model": "model configuration", "src_vocab": "source vocabulary",
-    "tgt_vocab": "target vocabulary", "normalization": "normalisation",
+    "model": "model configuration", "src_tokenizer": "source tokenizer",
+    "tgt_tokenizer": "target tokenizer", "normalization": "normalisation",
 }  # fmt: skip
 
 
@@ -51,17 +53,31 @@ def first_line(e: BaseException, limit: int = 120) -> str:
 
 
 def make_payload(
-    model_config: Mapping, src_vocab: Vocab, tgt_vocab: Vocab, data_config: Mapping
+    model_config: Mapping, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, data_config: Mapping
 ) -> dict:
     """The current format's payload, in plain Python types."""
     return {
         "format": FORMAT,
         "version": __version__,
         "model": dict(model_config),
-        "src_vocab": src_vocab.to_dict(),
-        "tgt_vocab": tgt_vocab.to_dict(),
+        "src_tokenizer": src_tokenizer.to_dict(),
+        "tgt_tokenizer": tgt_tokenizer.to_dict(),
         "data": dict(data_config),
     }
+
+
+def upgrade(payload: dict) -> dict:
+    """A format 0 or 1 payload in the current format: its vocabularies become ``words``
+    tokenizers, its ``direction`` the language codes."""
+    if payload.get("format", 0) == FORMAT:
+        return payload
+    out = {k: v for k, v in payload.items() if k not in ("src_vocab", "tgt_vocab")}
+    for side in ("src", "tgt"):
+        out[f"{side}_tokenizer"] = {"kind": "words", **payload[f"{side}_vocab"]}
+    data = dict(payload.get("data", {}))
+    src, _, tgt = data.pop("direction", "fr-en").partition("-")
+    out["data"] = {"src_lang": src, "tgt_lang": tgt, **data}
+    return out | {"format": FORMAT}
 
 
 def write_payload(checkpoint: dict, payload: dict) -> None:
@@ -82,7 +98,10 @@ def read_payload(ckpt: dict, path: str | Path = "checkpoint") -> dict:
             f"{payload.get('version', '?')}); seq2seq-nmt {__version__} reads formats "
             f"{', '.join(map(str, READABLE_FORMATS))}"
         )
-    return payload | {"format": FORMAT}  # format 0 differs only in lacking the key
+    try:
+        return upgrade(payload)
+    except (KeyError, TypeError, AttributeError) as e:
+        raise CheckpointError(f"{path}: inconsistent checkpoint ({first_line(e)})") from e
 
 
 def load_checkpoint(path: str | Path) -> dict:

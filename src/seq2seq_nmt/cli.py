@@ -13,8 +13,9 @@ import torch
 from omegaconf import OmegaConf
 
 from .checkpoint import CheckpointError
+from .config import BLEU_TOKENIZERS
 from .metrics import corpus_bleu, corpus_chrf
-from .translator import Translation, Translator
+from .translator import NO_REPLACE_UNK, Translation, Translator
 
 # translate.yaml keys passed on to Translator.search
 SEARCH_KEYS = (
@@ -91,6 +92,10 @@ def check_options(cfg) -> dict:
         raise ValueError(f"batch_size must be an integer >= 1, got {opts['batch_size']!r}")
     if opts["length_penalty"] < 0 or opts["max_output_ratio"] < 0 or opts["max_output_offset"] < 1:
         raise ValueError("length_penalty and max_output_ratio must be >= 0, max_output_offset >= 1")
+    if cfg.metrics.tokenize not in BLEU_TOKENIZERS:
+        raise ValueError(
+            f"metrics.tokenize={cfg.metrics.tokenize!r}: one of {', '.join(BLEU_TOKENIZERS)}"
+        )
     device = str(cfg.device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device}, but no CUDA GPU is available")
@@ -102,12 +107,12 @@ def format_lines(
 ) -> list[str]:
     """One line per input, or with ``nbest`` > 1 ``LINENO<TAB>SCORE<TAB>TRANSLATION`` lines."""
     if nbest == 1:
-        return [" ".join(translator.output(r, 0, replace_unk)[0]) for r in results]
+        return [translator.text(r, 0, replace_unk) for r in results]
     lines = []
     for n, r in enumerate(results, first):
         for rank in range(nbest):
             score = r.hypotheses[rank].norm_score if r.hypotheses else 0.0
-            text = " ".join(translator.output(r, rank, replace_unk)[0])
+            text = translator.text(r, rank, replace_unk)
             lines.append(f"{n}\t{score:.4f}\t{text}")
     return lines
 
@@ -124,13 +129,20 @@ def plot(
             save_attention([*r.source, "<eos>"], words, attn.numpy(), out_dir / f"{n:05d}.png")
 
 
-def report_scores(hyps: list[str], refs: list[str], normalization: str) -> None:
+def report_scores(hyps: list[str], refs: list[str], translator: Translator, tokenize: str) -> None:
     """BLEU and chrF with their sacrebleu signatures, on standard error."""
-    bleu, bleu_sig = corpus_bleu(hyps, refs)
+    bleu, bleu_sig = corpus_bleu(hyps, refs, tokenize)
     chrf, chrf_sig = corpus_chrf(hyps, refs)
+    if translator.subwords:
+        refs_are = "references as given (raw), against detokenised output"
+    else:
+        normalization = translator.data_config["normalization"]
+        refs_are = (
+            f"references normalised with the checkpoint's '{normalization}' normaliser, "
+            "as the training targets were"
+        )
     print(
-        f"BLEU = {bleu:.2f} | chrF = {chrf:.2f} | {len(hyps)} lines | references normalised "
-        f"with the checkpoint's '{normalization}' normaliser, as the training targets were\n"
+        f"BLEU = {bleu:.2f} | chrF = {chrf:.2f} | {len(hyps)} lines | {refs_are}\n"
         f"BLEU signature: {bleu_sig}\nchrF signature: {chrf_sig}",
         file=sys.stderr,
     )
@@ -143,12 +155,16 @@ def prepare(
     opts = check_options(cfg)
     ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
     translator = Translator.from_checkpoints(ckpts, str(cfg.device))
+    if cfg.replace_unk and translator.subwords:
+        raise ValueError(NO_REPLACE_UNK)
     lines = read_source(cfg, stdin, text)
     refs = None
     if cfg.get("reference"):
         if lines is None:
             raise ValueError("reference= needs text=, input= or piped standard input")
-        refs = [translator.normalize(r) for r in read_file(cfg.reference, "reference")]
+        refs = read_file(cfg.reference, "reference")
+        if not translator.subwords:
+            refs = [translator.normalize(r) for r in refs]
         if len(refs) != len(lines):
             raise ValueError(f"{len(lines)} input lines but {len(refs)} reference lines")
     if cfg.get("plot_attention"):
@@ -176,7 +192,7 @@ def run(cfg, stdin: TextIO | None = None, text: str | None = None) -> None:
             raise SystemExit(2) from None
         best = write_translations(translator, batches, out, opts, cfg)
     if refs is not None:
-        report_scores(best, refs, translator.data_config["normalization"])
+        report_scores(best, refs, translator, cfg.metrics.tokenize)
 
 
 def write_translations(
@@ -192,7 +208,7 @@ def write_translations(
             out.flush()
             if cfg.get("plot_attention"):
                 plot(translator, results, first, Path(cfg.plot_attention), cfg.replace_unk)
-            best += [" ".join(translator.output(r, 0, cfg.replace_unk)[0]) for r in results]
+            best += [translator.text(r, 0, cfg.replace_unk) for r in results]
             first += len(lines)
     except KeyboardInterrupt:
         print(file=sys.stderr)

@@ -9,11 +9,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from sacrebleu.metrics import BLEU
 
 from .data.datamodule import SAMPLING
 from .data.normalize import NORMALIZERS
-from .data.preprocess import DIRECTIONS, PREFIX_LISTS
+from .data.preprocess import ENGLISH, PREFIX_LISTS
 from .model import ATTENTIONS, RNNS
 from .module import TEACHER_FORCING_MODES
 
@@ -68,6 +70,14 @@ def prefixes(v: Any) -> bool:
     return v is None or (isinstance(v, str) and v in PREFIX_LISTS)
 
 
+def lang_code(v: Any) -> bool:
+    """A language code: letters, digits, ``_`` (``de``, ``pt_BR``, ``zh_Hant``), no ``-``."""
+    return isinstance(v, str) and bool(v) and v.replace("_", "").isalnum()
+
+
+BLEU_TOKENIZERS = tuple(BLEU.TOKENIZERS)
+
+
 def _names(names: Sequence[str]) -> str:
     return "one of " + ", ".join(names)
 
@@ -87,7 +97,16 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.bridge": (boolean, "true or false"),
     "model.input_feeding": (boolean, "true or false"),
     "model.tie_embeddings": (boolean, "true or false"),
-    "dataset.direction": (one_of(DIRECTIONS), _names(DIRECTIONS)),
+    "dataset.src_lang": (lang_code, "a language code (de, en, pt_BR, ...)"),
+    "dataset.tgt_lang": (lang_code, "a language code (de, en, pt_BR, ...)"),
+    "tokenizer.vocab_size": (lambda v: _count(v) and v > 4, "an integer > 4"),
+    "tokenizer.model_type": (one_of(("bpe", "unigram")), "bpe or unigram"),
+    "tokenizer.joint": (boolean, "true or false"),
+    "tokenizer.character_coverage": (lambda v: ratio(v) and v > 0, "a number in (0, 1]"),
+    "tokenizer.byte_fallback": (boolean, "true or false"),
+    "tokenizer.max_sentences": (positive_int, "a positive integer"),
+    "tokenizer.normalization": (one_of(tuple(NORMALIZERS)), _names(tuple(NORMALIZERS))),
+    "metrics.tokenize": (one_of(BLEU_TOKENIZERS), _names(BLEU_TOKENIZERS)),
     "dataset.normalization": (one_of(tuple(NORMALIZERS)), _names(tuple(NORMALIZERS))),
     "dataset.prefixes": (prefixes, f"{_names(tuple(PREFIX_LISTS))}, null or a list of strings"),
     "dataset.max_length": (or_null(lambda v: _count(v) and v > 1), "an integer > 1 or null"),
@@ -127,3 +146,24 @@ def validate(cfg: DictConfig) -> None:
         value = OmegaConf.select(cfg, key, default=_ABSENT)
         if value is not _ABSENT and not check(value):
             raise ConfigError(f"{key}={_shown(value)!r}: {allowed}")
+    check_combinations(cfg)
+
+
+def check_combinations(cfg: DictConfig) -> None:
+    """Settings that are each allowed but not together."""
+    src, tgt = (OmegaConf.select(cfg, f"dataset.{k}") for k in ("src_lang", "tgt_lang"))
+    if src is not None and src == tgt:
+        raise ConfigError(f"dataset.src_lang and dataset.tgt_lang are both {src!r}")
+    named = OmegaConf.select(cfg, "dataset.prefixes") not in (None, "none")
+    if src is not None and named and ENGLISH not in (src, tgt):
+        raise ConfigError(
+            f"dataset.prefixes filters English sentences, but neither side of {src}-{tgt} is "
+            "English (en); set dataset.prefixes=none"
+        )
+    target = OmegaConf.select(cfg, "tokenizer._target_")
+    subwords = target is not None and getattr(get_class(target), "subwords", False)
+    if subwords and OmegaConf.select(cfg, "model.attention") == "tutorial":
+        raise ConfigError(
+            "model.attention=tutorial attends over max_length word positions; "
+            "use it with tokenizer=words"
+        )

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
-from .checkpoint import CHECKPOINT_KEY
+from .checkpoint import CHECKPOINT_KEY, upgrade
 from .data.io import unwritable
 
 log = logging.getLogger(__name__)
@@ -164,6 +164,7 @@ def check_same_settings(path: Path, module: Any) -> None:
     saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(CHECKPOINT_KEY)
     if not isinstance(saved, dict):
         raise ResumeError(f"ckpt_path={path}: not a seq2seq-nmt checkpoint")
+    saved = upgrade(saved)
     now = {"model": module.net_config, "data": module.data_config}
     diffs = [
         f"{part}.{key}={saved[part][key]!r} (now {value!r})"
@@ -173,9 +174,9 @@ def check_same_settings(path: Path, module: Any) -> None:
         and saved[part][key] != value
         and not key.endswith("_vocab_size")  # the vocabularies are compared below
     ]
-    for side in ("src_vocab", "tgt_vocab"):
-        if saved[side]["index2word"] != getattr(module, side).to_dict()["index2word"]:
-            diffs.append(f"{side} (other data or vocabulary settings)")
+    for side in ("src_tokenizer", "tgt_tokenizer"):
+        if saved[side] != getattr(module, side).to_dict():
+            diffs.append(f"{side} (other data or tokenizer settings)")
     if diffs:
         raise ResumeError(
             f"ckpt_path={path}: trained with other settings: {', '.join(diffs)}; "

@@ -13,9 +13,9 @@ def gather_strings(items: list) -> list:
     return [x for part in parts for x in part]
 
 
-def corpus_bleu(hyps: list[str], refs: list[str]) -> tuple[float, str]:
-    """sacrebleu corpus BLEU (default 13a tokenisation, exp smoothing) and its signature."""
-    bleu = BLEU(force=True)
+def corpus_bleu(hyps: list[str], refs: list[str], tokenize: str = "13a") -> tuple[float, str]:
+    """sacrebleu corpus BLEU (``tokenize``: 13a by default, exp smoothing) and its signature."""
+    bleu = BLEU(tokenize=tokenize, force=True)
     return bleu.corpus_score(hyps, [refs]).score, str(bleu.get_signature())
 
 

@@ -11,7 +11,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
 
 from .checkpoint import make_payload, write_payload
-from .data.vocab import PAD, Vocab
+from .data.tokenizer import Tokenizer
+from .data.vocab import PAD
 from .metrics import corpus_bleu, gather_strings
 from .model import Seq2Seq
 from .plot import attention_figure
@@ -22,7 +23,7 @@ TEACHER_FORCING_MODES = ("step", "sequence")
 
 
 class TranslationModule(pl.LightningModule):
-    """Wraps the network, its vocabularies and the settings translation needs.
+    """Wraps the network, its tokenizers and the settings translation needs.
 
     ``on_save_checkpoint`` stores all of it as plain Python types under ``checkpoint["nmt"]``,
     so a checkpoint rebuilds its model alone and loads with ``torch.load(weights_only=True)``
@@ -34,8 +35,8 @@ class TranslationModule(pl.LightningModule):
         self,
         net: Seq2Seq,
         net_config: dict,
-        src_vocab: Vocab,
-        tgt_vocab: Vocab,
+        src_tokenizer: Tokenizer,
+        tgt_tokenizer: Tokenizer,
         data_config: dict,
         optimizer: Callable[..., torch.optim.Optimizer],
         loss: Callable[..., torch.nn.Module],
@@ -43,7 +44,9 @@ class TranslationModule(pl.LightningModule):
         teacher_forcing_mode: str = "step",
         scheduler: Callable[..., Any] | None = None,
         num_samples: int = 5,
+        bleu_tokenize: str = "13a",
     ):
+        """``bleu_tokenize``: sacrebleu's tokenisation for BLEU (``13a``, ``intl``, ...)."""
         super().__init__()
         if not 0.0 <= teacher_forcing_ratio <= 1.0:
             raise ValueError(
@@ -56,7 +59,8 @@ class TranslationModule(pl.LightningModule):
             )
         self.per_sequence = teacher_forcing_mode == "sequence"
         self.net, self.net_config = net, net_config  # checkpoint.NET_ATTRIBUTE: "net.*" weights
-        self.src_vocab, self.tgt_vocab, self.data_config = src_vocab, tgt_vocab, data_config
+        self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
+        self.data_config, self.bleu_tokenize = data_config, bleu_tokenize
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.criterion = loss(ignore_index=PAD)
         self.teacher_forcing_ratio, self.num_samples = teacher_forcing_ratio, num_samples
@@ -90,8 +94,8 @@ class TranslationModule(pl.LightningModule):
         limits = output_limits(batch["src_len"])
         hyps, attn, _ = greedy(self.net, batch["src"], batch["src_len"], limits)
         for src, hyp, ref in zip(batch["src"].tolist(), hyps.tolist(), batch["refs"], strict=True):
-            out = " ".join(self.tgt_vocab.decode(hyp))
-            self._outputs.append((" ".join(self.src_vocab.decode(src)), out, ref))
+            out = self.tgt_tokenizer.decode(hyp)
+            self._outputs.append((self.src_tokenizer.decode(src), out, ref))
         return hyps, attn
 
     def _eval_epoch_end(self, stage: str, nll: MeanMetric) -> None:
@@ -100,7 +104,8 @@ class TranslationModule(pl.LightningModule):
         outputs, self._outputs = gather_strings(self._outputs), []
         if not outputs:
             return
-        bleu, sig = corpus_bleu([h for _, h, _ in outputs], [r for _, _, r in outputs])
+        hyps, refs = [h for _, h, _ in outputs], [r for _, _, r in outputs]
+        bleu, sig = corpus_bleu(hyps, refs, self.bleu_tokenize)
         self.log_dict(
             {f"{stage}/loss": mean_nll, f"{stage}/ppl": torch.exp(mean_nll), f"{stage}/bleu": bleu},
             prog_bar=True,
@@ -125,8 +130,8 @@ class TranslationModule(pl.LightningModule):
         if (board := self._board()) is None:
             return
         for i in range(min(self.num_samples, hyps.size(0))):
-            src = self.src_vocab.decode(batch["src"][i].tolist()) + ["<eos>"]
-            out = (self.tgt_vocab.decode(hyps[i].tolist()) + ["<eos>"])[: attn.size(1)]
+            src = self.src_tokenizer.pieces(batch["src"][i].tolist()) + ["<eos>"]
+            out = (self.tgt_tokenizer.pieces(hyps[i].tolist()) + ["<eos>"])[: attn.size(1)]
             weights = attn[i, : len(out), : len(src)].float().cpu().numpy()
             fig = attention_figure(src, out, weights)
             board.add_figure(f"val/attention/{i}", fig, self.global_step)
@@ -154,5 +159,7 @@ class TranslationModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        payload = make_payload(self.net_config, self.src_vocab, self.tgt_vocab, self.data_config)
+        payload = make_payload(
+            self.net_config, self.src_tokenizer, self.tgt_tokenizer, self.data_config
+        )
         write_payload(checkpoint, payload)

@@ -62,6 +62,15 @@ def not_mixed(precision) -> bool:
     return not str(precision).endswith("-mixed")
 
 
+def lang_of(pair: str, index: int) -> str:
+    """``${lang_of:de-en,0}``: a language code of a pair (``de``)."""
+    langs = str(pair).split("-")
+    if len(langs) != 2 or not all(langs):
+        raise ValueError(f"a language pair is two codes joined by '-' (de-en), got {pair!r}")
+    return langs[int(index)]
+
+
 def register() -> None:
     OmegaConf.register_new_resolver("rank_zero", rank_zero, replace=True)
     OmegaConf.register_new_resolver("not_mixed", not_mixed, replace=True)
+    OmegaConf.register_new_resolver("lang_of", lang_of, replace=True)

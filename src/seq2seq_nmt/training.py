@@ -33,26 +33,27 @@ class CheckpointNotFoundError(ResumeError, FileNotFoundError):
 
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, TranslationModule]:
-    """The datamodule (set up, vocabularies built) and the module it feeds."""
+    """The datamodule (set up, tokenizers trained) and the module it feeds."""
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")
     sizes = {
-        "src_vocab_size": len(datamodule.src_vocab),
-        "tgt_vocab_size": len(datamodule.tgt_vocab),
+        "src_vocab_size": len(datamodule.src_tokenizer),
+        "tgt_vocab_size": len(datamodule.tgt_tokenizer),
     }
     net_config = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()}
     net_config.pop("_target_")
     module = TranslationModule(
         net=instantiate(cfg.model, **sizes),
         net_config=net_config | sizes,
-        src_vocab=datamodule.src_vocab,
-        tgt_vocab=datamodule.tgt_vocab,
+        src_tokenizer=datamodule.src_tokenizer,
+        tgt_tokenizer=datamodule.tgt_tokenizer,
         data_config=datamodule.data_config(),
         optimizer=instantiate(cfg.optimizer),
         loss=instantiate(cfg.loss),
         teacher_forcing_ratio=cfg.teacher_forcing_ratio,
         teacher_forcing_mode=cfg.get("teacher_forcing_mode", "step"),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        bleu_tokenize=cfg.get("metrics", {}).get("tokenize", "13a"),
     )
     return datamodule, module
 

@@ -1,4 +1,4 @@
-"""The translator: a trained model (or an ensemble of several) with its vocabularies and
+"""The translator: a trained model (or an ensemble of several) with its tokenizers and
 preprocessing; raw sentences in, translations out, decoded in length-sorted batches."""
 
 import logging
@@ -20,33 +20,50 @@ from .checkpoint import (
 )
 from .data.batch import collate
 from .data.normalize import get_normalizer
-from .data.vocab import EOS, PAD, SOS, UNK, Vocab
+from .data.tokenizer import Tokenizer
+from .data.tokenizer import from_dict as tokenizer_from_dict
+from .data.vocab import EOS, PAD, SOS, SPECIALS, UNK
 from .ensemble import Ensemble
 from .model import Seq2Seq
 from .search import Hypothesis, beam_search, greedy_hypotheses, output_limits
 
 log = logging.getLogger(__name__)
+NO_REPLACE_UNK = (
+    "replace_unk=true needs a word-level checkpoint (tokenizer=words); this one uses subwords, "
+    "which spell out rare words (and have no <unk> with byte fallback)"
+)
 
 
 @dataclass
 class Translation:
-    """One input line: its normalised source words as the model saw them, its outputs best first."""
+    """One input line: its source tokens as the model saw them (words or subword pieces, EOS
+    left out) with their ids (EOS included), and its outputs best first."""
 
     source: list[str]
+    ids: list[int]
     hypotheses: list[Hypothesis]  # empty for an empty line
 
 
 class Translator:
-    """A trained model with its vocabularies and preprocessing: raw sentences in, translations out."""
+    """A trained model with its tokenizers and preprocessing: raw sentences in, translations out."""
 
     def __init__(
-        self, model: Seq2Seq | Ensemble, src_vocab: Vocab, tgt_vocab: Vocab, data_config: dict
+        self,
+        model: Seq2Seq | Ensemble,
+        src_tokenizer: Tokenizer,
+        tgt_tokenizer: Tokenizer,
+        data_config: dict,
     ):
         self.model = model.eval()
-        self.src_vocab, self.tgt_vocab = src_vocab, tgt_vocab
+        self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
         self.data_config = dict(data_config)
         self.normalize = get_normalizer(data_config["normalization"])
         self.max_length = model.max_length
+
+    @property
+    def subwords(self) -> bool:
+        """Whether the output is detokenised subword text (scored against raw references)."""
+        return self.tgt_tokenizer.detokenizes
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Translator":
@@ -54,7 +71,7 @@ class Translator:
 
     @classmethod
     def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "cpu") -> "Translator":
-        """One checkpoint's model, or the ensemble of several with the same vocabularies and
+        """One checkpoint's model, or the ensemble of several with the same tokenizers and
         normalisation (CheckpointError, one line, otherwise)."""
         if not paths:
             raise CheckpointError("no checkpoint given")
@@ -65,26 +82,34 @@ class Translator:
         try:
             translator = cls(
                 models[0] if len(models) == 1 else Ensemble(models),
-                Vocab.from_dict(meta["src_vocab"]),
-                Vocab.from_dict(meta["tgt_vocab"]),
+                tokenizer_from_dict(meta["src_tokenizer"]),
+                tokenizer_from_dict(meta["tgt_tokenizer"]),
                 meta["data"],
             )
-        except (TypeError, KeyError, ValueError) as e:
+        except (TypeError, KeyError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{paths[0]}: inconsistent checkpoint ({first_line(e)})") from e
         translator.model.to(device)
         return translator
 
-    def encode(self, line: str, lineno: int = 0) -> list[str]:
-        """Normalised source words; for the tutorial attention, cut to its ``max_length`` slots."""
-        words = self.normalize(line).split()
-        if self.max_length is not None and len(words) >= self.max_length:
+    def encode(self, line: str, lineno: int = 0) -> list[int]:
+        """Ids of the cleaned line (EOS included; none for an empty line); for the tutorial
+        attention, cut to its ``max_length`` slots."""
+        text = self.normalize(line)
+        if not text:
+            return []
+        ids = self.src_tokenizer.encode_batch([text])[0]
+        if self.max_length is not None and len(ids) > self.max_length:
             log.warning(
-                "line %d: %d words, but the tutorial attention sees only the first %d; "
+                "line %d: %d tokens, but the tutorial attention sees only the first %d; "
                 "the rest is not translated",
-                lineno, len(words), self.max_length - 1,
+                lineno, len(ids) - 1, self.max_length - 1,
             )  # fmt: skip
-            words = words[: self.max_length - 1]
-        return words
+            ids = [*ids[: self.max_length - 1], EOS]
+        return ids
+
+    def _translation(self, line: str, lineno: int) -> Translation:
+        ids = self.encode(line, lineno)
+        return Translation(self.src_tokenizer.pieces(ids), ids, [])
 
     @torch.no_grad()
     def search(
@@ -102,12 +127,12 @@ class Translator:
 
         Outputs are at most ``max_output_ratio * source tokens + max_output_offset`` tokens long.
         """
-        out = [Translation(self.encode(s, i), []) for i, s in enumerate(lines, first_lineno)]
-        todo = sorted((i for i, t in enumerate(out) if t.source), key=lambda i: len(out[i].source))
+        out = [self._translation(s, i) for i, s in enumerate(lines, first_lineno)]
+        todo = sorted((i for i, t in enumerate(out) if t.ids), key=lambda i: len(out[i].ids))
         device = next(self.model.parameters()).device
         for start in range(0, len(todo), batch_size):
             idx = todo[start : start + batch_size]
-            ids = [np.asarray(self.src_vocab.encode(" ".join(out[i].source))) for i in idx]
+            ids = [np.asarray(out[i].ids) for i in idx]
             batch = collate([(s, s, None) for s in ids])
             src, src_len = batch["src"].to(device), batch["src_len"].to(device)
             limits = output_limits(src_len, max_output_ratio, max_output_offset)
@@ -126,23 +151,35 @@ class Translator:
     def output(
         self, tr: Translation, rank: int = 0, replace_unk: bool = False, eos: bool = False
     ) -> tuple[list[str], torch.Tensor]:
-        """Words of hypothesis ``rank`` (with ``<eos>`` if asked and reached) and their attention rows.
+        """Tokens (words or pieces) of hypothesis ``rank`` (with ``<eos>`` if asked and reached)
+        and their attention rows.
 
-        ``replace_unk``: each ``<unk>`` becomes the source word it attends to most.
+        ``replace_unk`` (words only): each ``<unk>`` becomes the source word it attends to most.
         """
+        if replace_unk and self.subwords:
+            raise ValueError(NO_REPLACE_UNK)
         if not tr.hypotheses:
             return [], torch.empty(0, len(tr.source) + 1)
         hyp = tr.hypotheses[rank]
         rows = [
             j for j, t in enumerate(hyp.tokens) if t not in (PAD, SOS, EOS) or (eos and t == EOS)
         ]
-        words = [self.tgt_vocab.index2word[hyp.tokens[j]] for j in rows]
+        pieces = self.tgt_tokenizer.pieces([hyp.tokens[j] for j in rows if hyp.tokens[j] != EOS])
+        pieces += [SPECIALS[EOS]] * (len(rows) - len(pieces))
         if replace_unk:
             src_pos = hyp.attn[rows, : len(tr.source)].argmax(-1).tolist()
-            unk = self.tgt_vocab.index2word[UNK]
-            words = [tr.source[p] if w == unk else w for w, p in zip(words, src_pos, strict=True)]
-        return words, hyp.attn[rows]
+            unk = SPECIALS[UNK]
+            pieces = [tr.source[p] if w == unk else w for w, p in zip(pieces, src_pos, strict=True)]
+        return pieces, hyp.attn[rows]
+
+    def text(self, tr: Translation, rank: int = 0, replace_unk: bool = False) -> str:
+        """Hypothesis ``rank`` as text: detokenised for subwords, the words joined otherwise."""
+        if not tr.hypotheses:
+            return ""
+        if self.subwords:
+            return self.tgt_tokenizer.decode(tr.hypotheses[rank].tokens)
+        return " ".join(self.output(tr, rank, replace_unk)[0])
 
     def translate(self, lines: Sequence[str], replace_unk: bool = False, **search) -> list[str]:
         """The best translation of each line (empty lines give empty strings)."""
-        return [" ".join(self.output(t, 0, replace_unk)[0]) for t in self.search(lines, **search)]
+        return [self.text(t, 0, replace_unk) for t in self.search(lines, **search)]

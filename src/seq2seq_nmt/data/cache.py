@@ -1,13 +1,15 @@
 """Preprocessed data (token ids, vocabularies, references), built streaming, cached once per key.
 
-The build reads the corpus once: each kept pair is encoded with provisional word ids, written to
-disk in blocks, and only a hash of its source is kept in memory; splits, vocabularies (counted on
-the training split) and the final ids then come from block-wise numpy passes over those files.
-Memory stays bounded by the vocabularies and a few bytes per pair, whatever the corpus size.
+The build reads the corpus once: each kept pair's cleaned sides (and raw target) are written to
+temporary text files and only a hash of each side is kept in memory. The splits come from the
+hashes; the tokenizers are trained on the training split's lines; a last pass encodes every
+line in blocks. Memory stays bounded by the tokenizers and a few bytes per pair, whatever the
+corpus size.
 
-On disk, per split and side: ``<split>.<side>.npy`` (the int32 ids of all its sentences, EOS
-included, end to end) and ``<split>.<side>.offsets.npy``; ``<split>.refs.txt`` (val/test target
-sentences), ``vocab.json`` and ``meta.json``. A cache entry is a folder named by the key, built
+On disk, per split and side: ``<split>.<side>.ids`` (the int32 ids of all its sentences, EOS
+included, end to end) and ``<split>.<side>.offsets.npy``; ``<split>.refs.txt`` (val/test
+references: the cleaned targets for ``words``, the raw targets for a detokenising tokenizer),
+``tokenizers.pt`` (plain types) and ``meta.json``. A cache entry is a folder named by the key, built
 in a temporary folder and renamed into place under a file lock (``io.atomic_write``): one job
 builds, others wait.
 """
@@ -20,11 +22,12 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
@@ -32,13 +35,15 @@ from .io import CorpusError, atomic_write, unwritable
 from .preprocess import clean_pairs
 from .split import SPLIT_NAMES as SPLITS
 from .split import TEST, TRAIN, VAL, assign_splits, overlap, sentence_key
-from .vocab import EOS, SPECIALS, UNK, Vocab
+from .tokenizer import Tokenizer, Words, from_dict
+from .vocab import UNK
 
 log = logging.getLogger(__name__)
 
-FORMAT = 3  # bump whenever the preprocessing output changes for the same settings
+FORMAT = 4  # bump whenever the preprocessing output changes for the same settings
 SIDES = ("src", "tgt")
-BLOCK = 1 << 18  # pairs per buffered write and per numpy pass
+TEXTS = (*SIDES, "ref")  # the temporary text files: cleaned source, cleaned target, raw target
+BLOCK = 1 << 16  # lines per encoding block
 
 
 @dataclass(frozen=True)
@@ -46,14 +51,15 @@ class Settings:
     """Everything the preprocessing depends on besides the corpus files."""
 
     normalization: str
-    direction: str
+    langs: tuple[str, str]  # (source, target) language codes
     max_length: int | None
     prefixes: tuple[str, ...] | None
     val_size: float
     test_size: float
     seed: int
-    min_freq: tuple[int, int]  # (source, target)
+    min_freq: tuple[int, int]  # (source, target), words only
     max_size: tuple[int | None, int | None]
+    tokenizer: dict = field(default_factory=lambda: Words().settings())
 
 
 class Ragged:
@@ -77,14 +83,14 @@ class Ragged:
 
 @dataclass
 class Prepared:
-    """Vocabularies and, per split, (source ids, target ids, references or None)."""
+    """Tokenizers and, per split, (source ids, target ids, references or None)."""
 
     key: str | None
-    src_vocab: Vocab
-    tgt_vocab: Vocab
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
     splits: dict[str, tuple[Ragged, Ragged, list[str] | None]]
     stats: Counter
-    oov: dict[str, float | None]  # validation OOV rate per side
+    oov: dict[str, float | None]  # validation OOV (UNK) rate per side
     split_report: dict  # groups, pairs removed for external sets, val/test overlap with training
 
 
@@ -92,7 +98,8 @@ def cache_key(
     corpus: Any, settings: Settings, eval_sets: dict[str, Any] | None = None
 ) -> str | None:
     """Hash of the corpus identity (files, sizes, times), the external evaluation sets' and the
-    settings; None when a corpus has no ``identity()`` (then nothing is cached)."""
+    settings (the tokenizer's included); None when a corpus has no ``identity()`` (then nothing
+    is cached)."""
     corpora = {"corpus": corpus, **(eval_sets or {})}
     if not all(hasattr(c, "identity") for c in corpora.values()):
         return None
@@ -117,17 +124,20 @@ def prepare(
     settings: Settings,
     cache_dir: str | Path | None = None,
     eval_sets: dict[str, Any] | None = None,
+    tokenizer: Any = None,
 ) -> Prepared:
     """Load the cached preprocessing of ``corpus`` with ``settings``, building it first if needed.
 
     ``eval_sets``: external corpora for ``val`` and/or ``test`` (see ``split.assign_splits``).
-    A cache folder that cannot take a new entry is a one-line CacheError before preprocessing
-    (an entry already there is read even from a read-only folder)."""
+    ``tokenizer``: the trainer (``tokenizer.Words`` by default) whose ``settings()`` are
+    ``settings.tokenizer``. A cache folder that cannot take a new entry is a one-line CacheError
+    before preprocessing (an entry already there is read even from a read-only folder)."""
     eval_sets = {k: v for k, v in (eval_sets or {}).items() if v is not None}
+    tokenizer = tokenizer or Words()
     key = cache_key(corpus, settings, eval_sets)
     if key is None or cache_dir is None:
         with tempfile.TemporaryDirectory(prefix="seq2seq-nmt-") as tmp:
-            _build(corpus, settings, Path(tmp), eval_sets, Path(tmp))
+            _build(corpus, settings, tokenizer, Path(tmp), eval_sets, Path(tmp))
             return load(Path(tmp), key, mmap=False)
     final = Path(cache_dir) / key
     if final.is_dir():
@@ -137,18 +147,18 @@ def prepare(
         with _locked(final.parent / f"{key}.lock", final):
             if not final.is_dir():
                 with atomic_write(final, folder=True) as tmp:
-                    _build(corpus, settings, tmp, eval_sets, final)
+                    _build(corpus, settings, tokenizer, tmp, eval_sets, final)
                 log.info("preprocessed data cached in %s", final)
     return load(final, key)
 
 
 def _build(
-    corpus: Any, settings: Settings, out: Path, eval_sets: dict[str, Any], where: Path
+    corpus: Any, settings: Settings, tokenizer: Any, out: Path, eval_sets: dict, where: Path
 ) -> None:
     """``build`` into ``out``; a failed write (a full disk, say) is a one-line CacheError naming
     ``where``, the folder the data is for."""
     try:
-        build(corpus, settings, out, eval_sets)
+        build(corpus, settings, out, eval_sets, tokenizer)
     except OSError as e:
         raise CacheError(f"cannot write the preprocessed data to {where}: {e.strerror or e}") from e
 
@@ -167,52 +177,34 @@ def _locked(path: Path, what: Path) -> Iterator[None]:
         lock.release()
 
 
-class _WordIds(dict):
-    """Provisional word ids, numbered in order of first appearance after the specials."""
-
-    def __missing__(self, word: str) -> int:
-        self[word] = i = len(self) + len(SPECIALS)
-        return i
-
-
-def _encode(pairs: Iterable[tuple[str, str]], out: Path) -> tuple[dict, dict, dict]:
-    """Stream (src, tgt) pairs to ``out/<side>.tmp`` as provisional ids with EOS; return, per
-    side, the words by id, each pair's sentence hash and the offsets."""
-    ids = {side: _WordIds() for side in SIDES}
+def _write_texts(pairs: Iterable[tuple[str, str, str]], out: Path) -> dict[str, np.ndarray]:
+    """Stream (source, target, raw target) to ``out/<text>.txt.tmp``, a line each; return each
+    side's sentence hashes."""
     keys = {side: array("Q") for side in SIDES}
-    lengths = {side: array("q") for side in SIDES}
-    bufs = {side: array("i") for side in SIDES}
-    files = {side: (out / f"{side}.tmp").open("wb") for side in SIDES}
-
-    def flush() -> None:
-        for side in SIDES:
-            bufs[side].tofile(files[side])
-            del bufs[side][:]
-
+    files = {name: (out / f"{name}.txt.tmp").open("w", encoding="utf-8") for name in TEXTS}
     try:
-        for n, pair in enumerate(pairs, 1):
-            for side, sentence in zip(SIDES, pair, strict=True):
-                keys[side].append(sentence_key(sentence))
-                side_ids = ids[side]
-                seq = [side_ids[w] for w in sentence.split()]
-                seq.append(EOS)
-                bufs[side].extend(seq)
-                lengths[side].append(len(seq))
-            if n % BLOCK == 0:
-                flush()
-        flush()
+        for triple in pairs:
+            for name, text in zip(TEXTS, triple, strict=True):
+                files[name].write(text + "\n")
+            keys["src"].append(sentence_key(triple[0]))
+            keys["tgt"].append(sentence_key(triple[1]))
     finally:
         for f in files.values():
             f.close()
-    words = {side: [*SPECIALS, *ids[side]] for side in SIDES}
-    offsets = {side: np.concatenate([[0], np.cumsum(lengths[side])]) for side in SIDES}
-    hashes = {side: np.frombuffer(keys[side], dtype=np.uint64) for side in SIDES}
-    return words, hashes, offsets
+    return {side: np.frombuffer(keys[side], dtype=np.uint64) for side in SIDES}
+
+
+def _lines(path: Path, split: np.ndarray, keep: tuple[int, ...]) -> Iterator[str]:
+    """The lines of a ``.txt.tmp`` file whose pair's split is one of ``keep``."""
+    with path.open(encoding="utf-8", newline="\n") as f:
+        for line, k in zip(f, split, strict=True):
+            if k in keep:
+                yield line[:-1]
 
 
 def _pairs(
     corpus: Any, eval_sets: dict[str, Any], s: Settings, stats: Counter, origin: array
-) -> Iterator[tuple[str, str]]:
+) -> Iterator[tuple[str, str, str]]:
     """The corpus's cleaned pairs, then each external evaluation set's (cleaned alike, without the
     prefix filter, counted under ``<split>_...``); each pair's origin split id goes to ``origin``."""
     parts = [(TRAIN, corpus, s.prefixes)]
@@ -220,7 +212,7 @@ def _pairs(
     for k, part, prefixes in parts:
         counts = stats if k == TRAIN else Counter()
         for pair in clean_pairs(
-            part.pairs(counts), s.normalization, s.direction, s.max_length, prefixes, counts
+            part.pairs(counts), s.normalization, s.langs, s.max_length, prefixes, counts
         ):
             origin.append(k)
             yield pair
@@ -228,67 +220,61 @@ def _pairs(
             stats.update({f"{SPLITS[k]}_{name}": n for name, n in counts.items()})
 
 
-def _blocks(
-    path: Path, offsets: np.ndarray, split: np.ndarray
-) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-    """(first pair, token ids, split of each token) for successive blocks of pairs of a .tmp file."""
-    lengths = np.diff(offsets)
-    with path.open("rb") as f:
-        for first in range(0, len(split), BLOCK):
-            last = min(first + BLOCK, len(split))
-            tokens = np.fromfile(f, dtype=np.int32, count=int(offsets[last] - offsets[first]))
-            yield first, tokens, np.repeat(split[first:last], lengths[first:last])
+def _blocks(path: Path) -> Iterator[list[str]]:
+    """Successive blocks of ``BLOCK`` lines of a ``.txt.tmp`` file."""
+    with path.open(encoding="utf-8", newline="\n") as f:
+        block = []
+        for line in f:
+            block.append(line[:-1])
+            if len(block) == BLOCK:
+                yield block
+                block = []
+        if block:
+            yield block
 
 
-def _npy_writer(path: Path, n: int):
-    """An open file holding the header of an int32 .npy of ``n`` items; append the data."""
-    f = path.open("wb")
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.int32)), "fortran_order": False}
-    np.lib.format.write_array_header_1_0(f, header | {"shape": (n,)})
-    return f
-
-
-def _write_side(
-    tmp: Path, offsets: np.ndarray, split: np.ndarray, vocab: Vocab, words: list[str], out: Path
-) -> tuple[float | None, dict[int, list[str]]]:
-    """Map provisional ids to ``vocab`` ids and write each split's arrays; return the validation
-    OOV rate and, for the target side, the val/test sentences (rebuilt from the ids)."""
-    side = tmp.stem
-    lut = np.fromiter((vocab.word2index.get(w, UNK) for w in words), np.int32, len(words))
-    lengths, files = np.diff(offsets), {}
-    for k, name in enumerate(SPLITS):
-        sel = lengths[split == k]
-        np.save(out / f"{name}.{side}.offsets.npy", np.concatenate([[0], np.cumsum(sel)]))
-        files[k] = _npy_writer(out / f"{name}.{side}.npy", int(sel.sum()))
-    unk, sentences = 0, {1: [], 2: []}
+def _write_side(tmp: Path, split: np.ndarray, tokenizer: Tokenizer, out: Path) -> float | None:
+    """Encode every line of ``tmp`` with ``tokenizer`` into each split's ids and offsets; return
+    the validation UNK rate (EOS not counted)."""
+    side, lengths = tmp.name.split(".")[0], {k: [np.zeros(1, np.int64)] for k in range(len(SPLITS))}
+    files = {k: (out / f"{name}.{side}.ids").open("wb") for k, name in enumerate(SPLITS)}
+    unk = tokens = first = 0
     try:
-        for first, tokens, token_split in _blocks(tmp, offsets, split):
-            mapped = lut[tokens]
+        for block in _blocks(tmp):
+            encoded = tokenizer.encode_batch(block)
+            block_split = split[first : first + len(block)]
+            first += len(block)
+            sizes = np.fromiter(map(len, encoded), np.int64, len(encoded))
+            flat = np.fromiter((i for seq in encoded for i in seq), np.int32, int(sizes.sum()))
+            token_split = np.repeat(block_split, sizes)
             for k, f in files.items():
-                mapped[token_split == k].tofile(f)
-            unk += int(np.count_nonzero(mapped[token_split == VAL] == UNK))
-            local = offsets[first : first + BLOCK + 1] - offsets[first]
-            block = split[first : first + BLOCK]
-            for j in np.flatnonzero(np.isin(block, (VAL, TEST))) if side == "tgt" else ():
-                seq = tokens[local[j] : local[j + 1] - 1].tolist()
-                sentences[int(split[first + j])].append(" ".join(words[t] for t in seq))
+                flat[token_split == k].tofile(f)
+                lengths[k].append(sizes[block_split == k])
+            unk += int(np.count_nonzero(flat[token_split == VAL] == UNK))
+            tokens += int(sizes[block_split == VAL].sum() - np.count_nonzero(block_split == VAL))
     finally:
         for f in files.values():
             f.close()
-    n_val = int(lengths[split == VAL].sum() - np.count_nonzero(split == VAL))  # EOS not counted
-    return (unk / n_val if n_val else None), sentences
+    for k, name in enumerate(SPLITS):
+        np.save(out / f"{name}.{side}.offsets.npy", np.cumsum(np.concatenate(lengths[k])))
+    return unk / tokens if tokens else None
 
 
 def build(
-    corpus: Any, settings: Settings, out: Path, eval_sets: dict[str, Any] | None = None
+    corpus: Any,
+    settings: Settings,
+    out: Path,
+    eval_sets: dict[str, Any] | None = None,
+    tokenizer: Any = None,
 ) -> None:
-    """Read, clean, filter, split, count and encode ``corpus`` (and the external evaluation sets)
-    into the folder ``out``."""
+    """Read, clean, filter and split ``corpus`` (and the external evaluation sets), train the
+    tokenizers on the training split and encode every split into the folder ``out``."""
     stats, origin, s = Counter(), array("b"), settings
+    tokenizer = tokenizer or Words()
     log.info("preprocessing %s (once for these settings)", corpus.describe())
     pairs = _pairs(corpus, eval_sets or {}, s, stats, origin)
     bar = tqdm(pairs, desc="preprocessing", unit=" pairs", mininterval=2, disable=None)
-    words, keys, offsets = _encode(bar, out)
+    keys = _write_texts(bar, out)
     origin_ids = np.frombuffer(origin, dtype=np.int8)
     if not np.any(origin_ids == TRAIN):
         raise CorpusError(
@@ -303,25 +289,24 @@ def build(
     if not np.any(split == TRAIN):
         raise CorpusError(f"{corpus.describe()}: no training pairs left after removing overlaps")
     report["overlap"] = overlap(keys["src"], keys["tgt"], split)
-    vocabs, oov = {}, {}
-    for i, side in enumerate(SIDES):
-        tmp = out / f"{side}.tmp"
-        counts = np.zeros(len(words[side]), dtype=np.int64)
-        for _, tokens, token_split in _blocks(tmp, offsets[side], split):
-            counts += np.bincount(tokens[token_split == TRAIN], minlength=len(counts))
-        counted = {
-            words[side][w]: int(counts[w])
-            for w in np.flatnonzero(counts[len(SPECIALS) :]) + len(SPECIALS)
-        }
-        vocab = Vocab.from_counts(counted, s.min_freq[i], s.max_size[i])
-        oov[side], sentences = _write_side(tmp, offsets[side], split, vocab, words[side], out)
-        tmp.unlink()
-        vocabs[side] = vocab.to_dict()
-        if side == "tgt":  # references: the normalised target sentences
-            for k, refs in sentences.items():
-                text = "".join(r + "\n" for r in refs)
-                (out / f"{SPLITS[k]}.refs.txt").write_text(text, encoding="utf-8")
-    (out / "vocab.json").write_text(json.dumps(vocabs))
+    texts = {name: out / f"{name}.txt.tmp" for name in TEXTS}
+    toks = tokenizer.train(
+        *(lambda side=side: _lines(texts[side], split, (TRAIN,)) for side in SIDES),
+        s.min_freq, s.max_size,
+    )  # fmt: skip
+    oov = {
+        side: _write_side(texts[side], split, tok, out)
+        for side, tok in zip(SIDES, toks, strict=True)
+    }
+    refs = texts["ref" if toks[1].detokenizes else "tgt"]
+    for k in (VAL, TEST):
+        text = "".join(r + "\n" for r in _lines(refs, split, (k,)))
+        (out / f"{SPLITS[k]}.refs.txt").write_text(text, encoding="utf-8")
+    for path in texts.values():
+        path.unlink()
+    torch.save(
+        {side: tok.to_dict() for side, tok in zip(SIDES, toks, strict=True)}, out / "tokenizers.pt"
+    )
     sizes = {name: int(np.count_nonzero(split == k)) for k, name in enumerate(SPLITS)}
     meta = {
         "format": FORMAT,
@@ -334,12 +319,16 @@ def build(
 
 
 def load(path: Path, key: str | None, mmap: bool = True) -> Prepared:
-    """A built folder as arrays (memory-mapped when ``mmap``) and vocabularies."""
-    meta, vocabs = (json.loads((path / f).read_text()) for f in ("meta.json", "vocab.json"))
+    """A built folder as arrays (memory-mapped when ``mmap``) and tokenizers."""
+    meta = json.loads((path / "meta.json").read_text())
+    toks = torch.load(path / "tokenizers.pt", weights_only=True)
 
     def ragged(name: str, side: str) -> Ragged:
-        flat = np.load(path / f"{name}.{side}.npy", mmap_mode="r" if mmap else None)
-        return Ragged(flat, np.load(path / f"{name}.{side}.offsets.npy"))
+        ids, offsets = path / f"{name}.{side}.ids", np.load(path / f"{name}.{side}.offsets.npy")
+        if not offsets[-1]:
+            return Ragged(np.zeros(0, np.int32), offsets)
+        flat = np.memmap(ids, np.int32, "r") if mmap else np.fromfile(ids, np.int32)
+        return Ragged(flat, offsets)
 
     def refs(name: str) -> list[str] | None:
         if name == "train":
@@ -349,8 +338,8 @@ def load(path: Path, key: str | None, mmap: bool = True) -> Prepared:
     splits = {name: (ragged(name, "src"), ragged(name, "tgt"), refs(name)) for name in SPLITS}
     return Prepared(
         key,
-        Vocab.from_dict(vocabs["src"]),
-        Vocab.from_dict(vocabs["tgt"]),
+        from_dict(toks["src"]),
+        from_dict(toks["tgt"]),
         splits,
         Counter(meta["stats"]),
         meta["oov"],

@@ -1,4 +1,4 @@
-"""LightningDataModule: corpus -> normalised, filtered, split pairs -> vocabularies -> padded batches."""
+"""LightningDataModule: corpus -> normalised, filtered, split pairs -> tokenizers -> padded batches."""
 
 import logging
 from pathlib import Path
@@ -10,9 +10,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from .batch import collate
 from .cache import Ragged, Settings, prepare
-from .preprocess import per_side, report, resolve_prefixes
+from .io import CorpusError
+from .preprocess import ENGLISH, per_side, report, resolve_prefixes
 from .sampler import BucketBatchSampler
-from .vocab import Vocab
+from .tokenizer import Tokenizer, Words
 
 log = logging.getLogger(__name__)
 SAMPLING = ("bucket", "replacement")
@@ -85,13 +86,14 @@ class ResumableLoader(DataLoader):
 
 
 class TranslationDataModule(pl.LightningDataModule):
-    """Builds vocabularies on the training split and serves length-bucketed padded batches."""
+    """Trains the tokenizers on the training split and serves length-bucketed padded batches."""
 
     def __init__(
         self,
         corpus: Any,
         normalization: str = "tutorial",
-        direction: str = "fr-en",
+        src_lang: str = "fr",
+        tgt_lang: str = "en",
         max_length: int | None = 10,
         prefixes: Any = None,
         val_size: float = 0.05,
@@ -106,14 +108,37 @@ class TranslationDataModule(pl.LightningDataModule):
         val_corpus: Any = None,
         test_corpus: Any = None,
         sampling: str = "bucket",
+        tokenizer: Any = None,
+        pair: str | None = None,
     ):
-        """``min_freq``/``max_vocab_size``: one value, or per side ``{src: .., tgt: ..}`` (or per
-        language ``{fr: .., en: ..}``). ``cache_dir``: where preprocessed data is cached (None:
+        """``src_lang``/``tgt_lang``: the language codes of the direction (the corpus reads them).
+        ``min_freq``/``max_vocab_size``: one value, or per side ``{src: .., tgt: ..}`` (or per
+        language ``{fr: .., en: ..}``), for ``tokenizer=words``. ``tokenizer``: a trainer from
+        ``conf/tokenizer/`` (default ``tokenizer.Words``); one with its own ``normalization``
+        (sentencepiece) cleans with that instead of ``normalization``. ``pair``: the language
+        pair of a corpus that has several (``dataset=europarl``), composed into the corpus;
+        checked here to hold both languages. ``cache_dir``: where preprocessed data is cached (None:
         rebuilt on every setup). ``val_corpus``/``test_corpus``: external evaluation sets used
         instead of a slice of ``corpus``. ``sampling``: ``bucket`` (each training pair once an
         epoch) or ``replacement`` (pairs drawn with replacement, as the tutorial's loop does)."""
         super().__init__()
-        self.corpus, self.normalization, self.direction = corpus, normalization, direction
+        self.tokenizer = tokenizer or Words()
+        self.normalization = getattr(self.tokenizer, "normalization", None) or normalization
+        self.corpus, self.langs = corpus, (src_lang, tgt_lang)
+        if tuple(getattr(corpus, "langs", self.langs)) != self.langs:
+            raise CorpusError(
+                f"the corpus reads {'-'.join(corpus.langs)}, but dataset.src_lang/tgt_lang are "
+                f"{src_lang}-{tgt_lang}"
+            )
+        if pair is not None and set(pair.split("-")) != set(self.langs):
+            raise CorpusError(
+                f"dataset.pair={pair} does not hold dataset.src_lang/tgt_lang {src_lang}-{tgt_lang}"
+            )
+        if resolve_prefixes(prefixes) is not None and ENGLISH not in self.langs:
+            raise CorpusError(
+                f"dataset.prefixes filters English sentences, but neither side of "
+                f"{self.direction} is English (en); set dataset.prefixes=none"
+            )
         self.max_length, self.prefixes = max_length, prefixes
         self.val_size, self.test_size, self.seed = val_size, test_size, seed
         self.min_freq, self.max_vocab_size = min_freq, max_vocab_size
@@ -124,40 +149,57 @@ class TranslationDataModule(pl.LightningDataModule):
         self.sampling = sampling
         self.split_report: dict = {}  # set by setup(): groups, removed pairs, overlap
         self.cache_key: str | None = None  # set by setup(): the preprocessed data's key
-        self.src_vocab: Vocab | None = None
-        self.tgt_vocab: Vocab | None = None
+        self.src_tokenizer: Tokenizer | None = None
+        self.tgt_tokenizer: Tokenizer | None = None
         self.datasets: dict[str, PairDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        data = prepare(self.corpus, self.settings(), self.cache_dir, self.eval_sets)
-        self.cache_key, self.src_vocab, self.tgt_vocab = data.key, data.src_vocab, data.tgt_vocab
+        data = prepare(self.corpus, self.settings(), self.cache_dir, self.eval_sets, self.tokenizer)
+        self.cache_key = data.key
+        self.src_tokenizer, self.tgt_tokenizer = data.src_tokenizer, data.tgt_tokenizer
         self.split_report = data.split_report
         self.datasets = {name: PairDataset(*split) for name, split in data.splits.items()}
         report(data.stats, self.corpus.describe())
         sizes = "/".join(str(len(ds)) for ds in self.datasets.values())
         oov = "/".join("n/a" if r is None else f"{100 * r:.2f}%" for r in data.oov.values())
         log.info(
-            "pairs train/val/test = %s; vocab src/tgt = %d/%d; validation OOV src/tgt = %s",
-            sizes, len(self.src_vocab), len(self.tgt_vocab), oov,
+            "%s, %s tokenizer, cleaning %r: pairs train/val/test = %s; vocab src/tgt = %d/%d; "
+            "validation OOV src/tgt = %s",
+            self.direction, self.tokenizer.kind, self.normalization, sizes,
+            len(self.src_tokenizer), len(self.tgt_tokenizer), oov,
         )  # fmt: skip
+        log.info("BLEU references: %s", self.references())
         log_split(data.split_report)
+
+    @property
+    def direction(self) -> str:
+        """``<src_lang>-<tgt_lang>``."""
+        return "-".join(self.langs)
+
+    def references(self) -> str:
+        """What the val/test references are, in words for the log."""
+        if self.tgt_tokenizer is not None and self.tgt_tokenizer.detokenizes:
+            return "the raw target sentences (whitespace collapsed), against detokenised output"
+        return f"the target sentences cleaned with {self.normalization!r}, as the training targets"
 
     def settings(self) -> Settings:
         """The preprocessing settings (with the corpus files, they make the cache key)."""
-        min_freq = per_side(self.min_freq, self.direction, default=1)
-        max_size = per_side(self.max_vocab_size, self.direction)
+        min_freq = per_side(self.min_freq, self.langs, default=1)
+        max_size = per_side(self.max_vocab_size, self.langs)
         return Settings(
-            self.normalization, self.direction, self.max_length, resolve_prefixes(self.prefixes),
+            self.normalization, self.langs, self.max_length, resolve_prefixes(self.prefixes),
             self.val_size, self.test_size, self.seed, min_freq, max_size,
+            self.tokenizer.settings(),
         )  # fmt: skip
 
     def data_config(self) -> dict:
         """What translation needs to reproduce this data's preprocessing (stored in checkpoints)."""
         return {
             "normalization": self.normalization,
-            "direction": self.direction,
+            "src_lang": self.langs[0],
+            "tgt_lang": self.langs[1],
             "max_length": self.max_length,
         }
 

@@ -1,4 +1,7 @@
-"""Sentence normalisers, looked up by the name stored in configs and checkpoints."""
+"""Sentence normalisers, looked up by the name stored in configs and checkpoints.
+
+``tutorial`` and ``europarl`` are the ASCII-folding cleanings of the sources the presets reproduce;
+``unicode`` (and ``unicode_lower``) keep any language intact."""
 
 import re
 import string
@@ -32,9 +35,22 @@ def normalize_europarl(s: str) -> str:
     return " ".join(w for w in s.split() if w.isalpha())
 
 
+def normalize_unicode(s: str) -> str:
+    """Cleaning that keeps the language: NFKC, whitespace runs collapsed to one space; case,
+    accents, punctuation and every script are kept."""
+    return " ".join(unicodedata.normalize("NFKC", s).split())
+
+
+def normalize_unicode_lower(s: str) -> str:
+    """``unicode``, then lower-cased."""
+    return normalize_unicode(s).lower()
+
+
 NORMALIZERS: dict[str, Callable[[str], str]] = {
     "tutorial": normalize_tutorial,
     "europarl": normalize_europarl,
+    "unicode": normalize_unicode,
+    "unicode_lower": normalize_unicode_lower,
 }
 
 

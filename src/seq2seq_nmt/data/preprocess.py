@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .normalize import get_normalizer
+from .normalize import get_normalizer, normalize_tutorial
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ ARTICLE_PREFIXES = tuple(
 )
 PREFIX_LISTS = {"tutorial": TUTORIAL_PREFIXES, "article": ARTICLE_PREFIXES, "none": None}
 
-DIRECTIONS = ("fr-en", "en-fr")
+ENGLISH = "en"
 
 
 def resolve_prefixes(prefixes: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -41,49 +41,68 @@ def resolve_prefixes(prefixes: str | Sequence[str] | None) -> tuple[str, ...] | 
     return PREFIX_LISTS[prefixes]
 
 
+def english_side(langs: Sequence[str]) -> int:
+    """0 or 1: which of the (source, target) languages is English (the prefix lists are English);
+    a one-line ValueError when neither is."""
+    if ENGLISH not in langs:
+        raise ValueError(
+            f"dataset.prefixes filters English sentences, but neither side of "
+            f"{'-'.join(langs)} is English (en); set dataset.prefixes=none"
+        )
+    return list(langs).index(ENGLISH)
+
+
 def clean_pairs(
     pairs: Iterable[tuple[str, str]],
     normalization: str,
-    direction: str,
+    langs: Sequence[str],
     max_length: int | None,
     prefixes: str | Sequence[str] | None,
     stats: Counter,
-) -> Iterator[tuple[str, str]]:
-    """Normalise (en, fr) pairs, drop empty/long/unprefixed ones, and orient them as (src, tgt).
+) -> Iterator[tuple[str, str, str]]:
+    """Normalise raw (source, target) pairs and drop empty, long or unprefixed ones; yield
+    (source, target, raw target): the raw target, whitespace collapsed, is a reference for
+    tokenizers that detokenise.
 
-    A pair is kept when both sides have fewer than ``max_length`` words (the tutorial's rule, so
-    that words + EOS fit in ``max_length`` positions) and the English side starts with a prefix.
+    A pair is kept when both sides have fewer than ``max_length`` words of the cleaned text (the
+    tutorial's rule, so that words + EOS fit in ``max_length`` positions), whatever the tokenizer,
+    and its English side starts with a prefix. The prefix lists are written in the tutorial's
+    cleaning ("i m "), so the English side is matched in that form whatever ``normalization`` is.
     Lazy: pairs stream through, each drop counted in ``stats``.
     """
-    if direction not in DIRECTIONS:
-        raise ValueError(f"unknown direction {direction!r}; choose from {DIRECTIONS}")
     norm, keep_prefixes = get_normalizer(normalization), resolve_prefixes(prefixes)
-    for en, fr in pairs:
-        en, fr = norm(en), norm(fr)
-        if not en or not fr:
+    english = english_side(langs) if keep_prefixes is not None else 0
+    as_listed = normalization == "tutorial"
+    for raw in pairs:
+        src, tgt = norm(raw[0]), norm(raw[1])
+        if not src or not tgt:
             stats["dropped_empty_side"] += 1
-        elif max_length and max(len(en.split()), len(fr.split())) >= max_length:
+        elif max_length and max(len(src.split()), len(tgt.split())) >= max_length:
             stats["dropped_too_long"] += 1
-        elif keep_prefixes is not None and not en.startswith(keep_prefixes):
+        elif keep_prefixes is not None and not (
+            (src, tgt)[english] if as_listed else normalize_tutorial(raw[english])
+        ).startswith(keep_prefixes):
             stats["dropped_by_prefix"] += 1
         else:
             stats["pairs_kept"] += 1
-            yield (fr, en) if direction == "fr-en" else (en, fr)
+            yield src, tgt, " ".join(raw[1].split())
 
 
 def filter_pairs(*args: Any) -> list[tuple[str, str]]:
-    """``clean_pairs`` as a list."""
-    return list(clean_pairs(*args))
+    """The cleaned (source, target) pairs of ``clean_pairs``, as a list."""
+    return [(src, tgt) for src, tgt, _ in clean_pairs(*args)]
 
 
-def per_side(value: Any, direction: str, default: Any = None) -> tuple[Any, Any]:
+def per_side(value: Any, langs: Sequence[str], default: Any = None) -> tuple[Any, Any]:
     """A (source, target) setting: one value for both, or a mapping by side (``src``/``tgt``)
-    or by language (``fr``/``en``); a side it does not name gets ``default``."""
+    or by language code (``fr``/``en``, ...); a side it does not name gets ``default``."""
     if not isinstance(value, Mapping):
         return value, value
-    src, tgt = direction.split("-")
+    src, tgt = langs
     if unknown := set(value) - {"src", "tgt", src, tgt}:
-        raise ValueError(f"unknown keys {sorted(unknown)} in {dict(value)}; use src/tgt or fr/en")
+        raise ValueError(
+            f"unknown keys {sorted(unknown)} in {dict(value)}; use src/tgt or {src}/{tgt}"
+        )
     return value.get("src", value.get(src, default)), value.get("tgt", value.get(tgt, default))
 
 
