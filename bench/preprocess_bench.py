@@ -1,11 +1,13 @@
 """Preprocessing at Europarl scale: wall time and peak memory for a synthetic 2M-line corpus.
 
     python bench/preprocess_bench.py [--lines 2000000] [--max-length 50] [--prefixes none]
+                                     [--tokenizer words|sentencepiece] [--vocab-size 8000]
 
 Writes a synthetic corpus in the Europarl v7 format (``europarl-v7.fr-en.{en,fr}``, sentence-
 aligned, Zipf-distributed words, accents, punctuation, numbers, some empty lines) into a temporary
-folder, then preprocesses it in a fresh subprocess (read, clean, filter, split, vocabularies,
-token id arrays into the cache) and prints that subprocess's wall time and peak RSS; a second
+folder, then preprocesses it in a fresh subprocess (read, clean, filter, split,
+tokenizer training, token id arrays into the cache; ``words`` cleans the article's Europarl way,
+``sentencepiece`` with ``unicode``) and prints that subprocess's wall time and peak RSS; a second
 subprocess shows the cache being reused.
 """
 
@@ -55,26 +57,24 @@ def write_corpus(folder: Path, lines: int, seed: int = 0) -> None:
                 f.write("\n".join(out) + "\n")
 
 
-def child(folder: Path, cache: Path, max_length: int, prefixes: str) -> None:
+def child(folder: Path, cache: Path, args: argparse.Namespace) -> None:
     """Preprocess (or reuse) the corpus in ``folder``; print a JSON line of what came out."""
     from seq2seq_nmt.data.cache import Settings, prepare
     from seq2seq_nmt.data.corpus import EuroparlCorpus
     from seq2seq_nmt.data.preprocess import resolve_prefixes
+    from seq2seq_nmt.data.tokenizer import SentencePiece, Words
 
     start, cpu = time.perf_counter(), time.process_time()
     corpus = EuroparlCorpus(paths={"en": folder / NAMES[0], "fr": folder / NAMES[1]})
+    if args.tokenizer == "sentencepiece":
+        tokenizer, normalization = SentencePiece(args.vocab_size), "unicode"
+    else:
+        tokenizer, normalization = Words(), "europarl"
     settings = Settings(
-        "europarl",
-        ("fr", "en"),
-        max_length,
-        resolve_prefixes(prefixes),
-        0.05,
-        0.05,
-        0,
-        (2, 2),
-        (None, None),
-    )
-    data = prepare(corpus, settings, cache)
+        normalization, ("fr", "en"), args.max_length, resolve_prefixes(args.prefixes),
+        0.05, 0.05, 0, (2, 2), (None, None), tokenizer.settings(),
+    )  # fmt: skip
+    data = prepare(corpus, settings, cache, tokenizer=tokenizer)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     sizes = {name: len(src) for name, (src, _, _) in data.splits.items()}
     print(json.dumps({"seconds": seconds, "cpu": cpu, "sizes": sizes, "stats": dict(data.stats), "oov": data.oov,
@@ -85,7 +85,8 @@ def run_child(folder: Path, cache: Path, args: argparse.Namespace) -> tuple[dict
     """Run ``child`` in a fresh interpreter; its result and the peak RSS (MiB) of that process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     cmd = [sys.executable, __file__, "--child", str(folder), str(cache),
-           "--max-length", str(args.max_length), "--prefixes", args.prefixes]  # fmt: skip
+           "--max-length", str(args.max_length), "--prefixes", args.prefixes,
+           "--tokenizer", args.tokenizer, "--vocab-size", str(args.vocab_size)]  # fmt: skip
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux; max over children
     return json.loads(out.strip().splitlines()[-1]), max(peak, before) / 1024
@@ -96,10 +97,12 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=2_000_000)
     parser.add_argument("--max-length", type=int, default=50)
     parser.add_argument("--prefixes", default="none")
+    parser.add_argument("--tokenizer", choices=("words", "sentencepiece"), default="words")
+    parser.add_argument("--vocab-size", type=int, default=8000, help="sentencepiece's")
     parser.add_argument("--child", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(*args.child, args.max_length, args.prefixes)
+        return child(*args.child, args)
     with tempfile.TemporaryDirectory(prefix="preprocess-bench-") as tmp:
         folder, cache = Path(tmp) / "corpus", Path(tmp) / "cache"
         folder.mkdir()
@@ -109,7 +112,7 @@ def main() -> None:
         print(f"synthetic corpus: {args.lines:,} lines, {size:.0f} MiB, written in "
               f"{time.perf_counter() - start:.0f} s")  # fmt: skip
         first, peak = run_child(folder, cache, args)
-        print(f"preprocess (max_length={args.max_length}, prefixes={args.prefixes}): "
+        print(f"preprocess (tokenizer={args.tokenizer}, max_length={args.max_length}, prefixes={args.prefixes}): "
               f"{first['seconds']:.1f} s wall, {first['cpu']:.1f} s CPU, peak RSS {peak:.0f} MiB")  # fmt: skip
         print(f"  kept {first['stats']['pairs_kept']:,} of {first['stats']['lines_read']:,} pairs; "
               f"splits {first['sizes']}; vocab src/tgt {first['vocab']}; stats {first['stats']}")  # fmt: skip

@@ -19,7 +19,7 @@ import torch
 from benchlib import BENCH_DATA, compose
 from hydra.utils import instantiate
 
-from seq2seq_nmt.data.preprocess import clean_pairs
+from seq2seq_nmt.data.preprocess import filter_pairs
 from seq2seq_nmt.data.split import split_pairs
 from seq2seq_nmt.metrics import corpus_bleu
 from seq2seq_nmt.translator import Translator
@@ -31,8 +31,8 @@ def test_split() -> list[tuple[str, str]]:
     """The (source, reference) pairs of the benchmark data's test split, as training makes it."""
     dm = instantiate(compose(ROOT / "outputs" / "bench-translate", *BENCH_DATA).dataset)
     s = dm.settings()
-    pairs = list(clean_pairs(dm.corpus.pairs(Counter()), s.normalization, s.langs,
-                             s.max_length, s.prefixes, Counter()))  # fmt: skip
+    pairs = filter_pairs(dm.corpus.pairs(Counter()), s.normalization, s.langs,
+                         s.max_length, s.prefixes, Counter())  # fmt: skip
     test = split_pairs(pairs, s.val_size, s.test_size, s.seed)[2]
     dm.setup("test")
     if [t for _, t in test] != list(dm.datasets["test"].refs):

@@ -165,7 +165,7 @@ def test_sample_corpus_is_bundled_and_clean():
     pairs = list(SampleCorpus().pairs(stats))
     assert SAMPLE_PATH.is_file() and len(pairs) >= 2000
     assert set(stats) == {"lines_read"}
-    kept = filter_pairs(pairs, "tutorial", "fr-en", 10, None, Counter())
+    kept = filter_pairs(pairs, "tutorial", ("fr", "en"), 10, None, Counter())
     assert len(kept) == len(pairs)
 
 

@@ -166,3 +166,22 @@ def test_archive_without_the_file_is_reported(server, tmp_path):
     with pytest.raises(CorpusError, match="no file named eng-fra.txt"):
         TutorialCorpus(cache_dir=tmp_path / "cache", url=f"{base}/data.zip").files()
     assert not (tmp_path / "cache" / "data.zip").exists()
+
+
+def test_europarl_pair_derives_file_names_and_url_and_downloads(server, tmp_path):
+    from hydra.utils import instantiate
+
+    from helpers import make_cfg
+
+    root, base, httpd = server
+    with tarfile.open(root / "de-en.tgz", "w:gz") as tf:
+        add(tf, "training/europarl-v7.de-en.de", "Wiederaufnahme der Sitzung\nHallo\n")
+        add(tf, "training/europarl-v7.de-en.en", EN)
+    cfg = make_cfg(tmp_path, "dataset=europarl", "dataset.pair=de-en", f"paths.cache_dir={tmp_path}",
+                   f"paths.data_dir={tmp_path / 'absent'}")  # fmt: skip
+    assert cfg.dataset.corpus.url == "https://www.statmt.org/europarl/v7/de-en.tgz"
+    corpus = instantiate(cfg.dataset.corpus, url=f"{base}/de-en.tgz")  # the same name, served here
+    assert list(corpus.pairs(Counter())) == [
+        ("Wiederaufnahme der Sitzung", "Resumption of the session"), ("Hallo", "Hello"),
+    ]  # fmt: skip
+    assert httpd.gets == 1 and (tmp_path / "europarl" / "europarl-v7.de-en.de").is_file()

@@ -13,13 +13,14 @@ import sacrebleu
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from helpers import ROOT, SHARED_DATA, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data.corpus import ParallelCorpus, TatoebaCorpus
 from seq2seq_nmt.data.io import CorpusError
 from seq2seq_nmt.data.normalize import normalize_unicode
-from seq2seq_nmt.data.tokenizer import SentencePiece, from_dict
+from seq2seq_nmt.data.tokenizer import TOKENIZERS, SentencePiece, from_dict
 
 GERMAN = SHARED_DATA / "tatoeba" / "deu-eng.txt"
 LINES = [
@@ -148,6 +149,11 @@ def test_prefix_filter_needs_an_english_side(tmp_path):
     assert isinstance(e.value.__cause__, CorpusError)
 
 
+def test_same_source_and_target_language_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="dataset.src_lang and dataset.tgt_lang are both 'en'"):
+        validate(make_cfg(tmp_path, "dataset.src_lang=en"))
+
+
 def test_a_corpus_of_other_languages_is_one_line_from_train_py(tmp_path):
     proc = subprocess.run(
         [sys.executable, "train.py", "debug=fast", "dataset.src_lang=de", f"hydra.run.dir={tmp_path}"],
@@ -232,3 +238,25 @@ def test_sentencepiece_checkpoint_translates_raw_text_alone_in_a_fresh_process(
     refused = subprocess.run([*cmd[:3], "text=Hallo.", "replace_unk=true"], cwd=alone,
                              capture_output=True, text=True)  # fmt: skip
     assert refused.returncode == 2 and refused.stderr.startswith("error: replace_unk=true needs")
+
+
+@pytest.mark.parametrize(
+    "option", sorted(p.stem for p in (ROOT / "conf" / "tokenizer").glob("*.yaml"))
+)
+def test_every_tokenizer_option_trains_round_trips_and_is_registered(option):
+    cfg = OmegaConf.load(ROOT / "conf" / "tokenizer" / f"{option}.yaml")
+    if "seed" in cfg:
+        cfg.seed = 0  # ${seed} of train.yaml
+    trainer = instantiate(cfg)
+    src_lines = [normalize_unicode(s) for s in LINES] * 3
+    tgt_lines = ["The street is wide.", "We are tired."] * 3
+    src, tgt = trainer.train(lambda: iter(src_lines), lambda: iter(tgt_lines), (1, 1), (None, None))
+    for tok, line in ((src, src_lines[0]), (tgt, tgt_lines[1])):
+        assert TOKENIZERS[tok.kind] is type(tok)
+        ids = tok.encode_batch([line])[0]
+        assert tok.decode(ids) == line and ids[-1] == 2
+        again = from_dict(torch.load(_saved(tok.to_dict()), weights_only=True))
+        assert again.encode_batch([line]) == [ids] and len(again) == len(tok)
+    assert from_dict({"index2word": ["<pad>", "<sos>", "<eos>", "<unk>", "a"]}).kind == "words"
+    with pytest.raises(ValueError, match="unknown tokenizer kind 'bpe-dropout'"):
+        from_dict({"kind": "bpe-dropout"})

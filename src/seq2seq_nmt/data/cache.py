@@ -197,7 +197,7 @@ def _write_texts(pairs: Iterable[tuple[str, str, str]], out: Path) -> dict[str, 
 def _lines(path: Path, split: np.ndarray, keep: tuple[int, ...]) -> Iterator[str]:
     """The lines of a ``.txt.tmp`` file whose pair's split is one of ``keep``."""
     with path.open(encoding="utf-8", newline="\n") as f:
-        for line, k in zip(f, split, strict=True):
+        for line, k in zip(f, split.tolist(), strict=True):
             if k in keep:
                 yield line[:-1]
 

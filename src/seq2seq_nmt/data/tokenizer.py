@@ -208,7 +208,10 @@ class SentencePiece:
         sample = list(self._sample(lines))
         vocab_size = self.vocab_size
         if self.character_coverage == 1.0:  # every character (and each byte) needs a piece
-            chars = set().union(*map(set, sample)) - {" "} | {"▁"}
+            chars = {"▁"}  # what sentencepiece makes of the space
+            for sentence in sample:
+                chars.update(sentence)
+            chars.discard(" ")
             need = len(SPECIALS) + 256 * self.byte_fallback + len(chars)
             if vocab_size < need:
                 log.warning(
