@@ -201,3 +201,16 @@ def test_ragged_items_and_lengths_feed_collate():
     batch = collate([ds[0], ds[1]])
     assert batch["src"].dtype == batch["tgt_out"].dtype == torch.long
     assert batch["tgt_out"].tolist() == [[8, 2, 0, 0], [9, 9, 9, 2]] and batch["refs"] == ["a", "b"]
+
+
+def test_a_tokenizer_other_than_the_settings_name_is_refused(tmp_path):
+    from seq2seq_nmt.data.tokenizer import SentencePiece
+
+    write_corpus(tmp_path / "c.txt")
+    with pytest.raises(ValueError, match="is not the tokenizer's"):
+        prepare(
+            TutorialCorpus(tmp_path / "c.txt"),
+            SETTINGS,
+            tmp_path / "cache",
+            tokenizer=SentencePiece(),
+        )

@@ -134,6 +134,10 @@ def prepare(
     before preprocessing (an entry already there is read even from a read-only folder)."""
     eval_sets = {k: v for k, v in (eval_sets or {}).items() if v is not None}
     tokenizer = tokenizer or Words()
+    if tokenizer.settings() != settings.tokenizer:  # the key would name another tokenizer
+        raise ValueError(
+            f"settings.tokenizer {settings.tokenizer} is not the tokenizer's {tokenizer.settings()}"
+        )
     key = cache_key(corpus, settings, eval_sets)
     if key is None or cache_dir is None:
         with tempfile.TemporaryDirectory(prefix="seq2seq-nmt-") as tmp:
