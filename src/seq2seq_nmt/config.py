@@ -15,7 +15,7 @@ from sacrebleu.metrics import BLEU
 
 from .data.datamodule import SAMPLING
 from .data.normalize import NORMALIZERS
-from .data.preprocess import ENGLISH, PREFIX_LISTS
+from .data.preprocess import PREFIX_LISTS, english_side
 from .model import ATTENTIONS, RNNS
 from .module import TEACHER_FORCING_MODES
 
@@ -154,12 +154,11 @@ def check_combinations(cfg: DictConfig) -> None:
     src, tgt = (OmegaConf.select(cfg, f"dataset.{k}") for k in ("src_lang", "tgt_lang"))
     if src is not None and src == tgt:
         raise ConfigError(f"dataset.src_lang and dataset.tgt_lang are both {src!r}")
-    named = OmegaConf.select(cfg, "dataset.prefixes") not in (None, "none")
-    if src is not None and named and ENGLISH not in (src, tgt):
-        raise ConfigError(
-            f"dataset.prefixes filters English sentences, but neither side of {src}-{tgt} is "
-            "English (en); set dataset.prefixes=none"
-        )
+    if src is not None and OmegaConf.select(cfg, "dataset.prefixes") not in (None, "none"):
+        try:
+            english_side((src, tgt))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     target = OmegaConf.select(cfg, "tokenizer._target_")
     subwords = target is not None and getattr(get_class(target), "subwords", False)
     if subwords and OmegaConf.select(cfg, "model.attention") == "tutorial":

@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 from .batch import collate
 from .cache import Ragged, Settings, prepare
 from .io import CorpusError
-from .preprocess import ENGLISH, per_side, report, resolve_prefixes
+from .preprocess import english_side, per_side, report, resolve_prefixes
 from .sampler import BucketBatchSampler
 from .tokenizer import Tokenizer, Words
 
@@ -134,11 +134,11 @@ class TranslationDataModule(pl.LightningDataModule):
             raise CorpusError(
                 f"dataset.pair={pair} does not hold dataset.src_lang/tgt_lang {src_lang}-{tgt_lang}"
             )
-        if resolve_prefixes(prefixes) is not None and ENGLISH not in self.langs:
-            raise CorpusError(
-                f"dataset.prefixes filters English sentences, but neither side of "
-                f"{self.direction} is English (en); set dataset.prefixes=none"
-            )
+        if resolve_prefixes(prefixes) is not None:
+            try:
+                english_side(self.langs)
+            except ValueError as e:
+                raise CorpusError(str(e)) from None
         self.max_length, self.prefixes = max_length, prefixes
         self.val_size, self.test_size, self.seed = val_size, test_size, seed
         self.min_freq, self.max_vocab_size = min_freq, max_vocab_size

@@ -62,7 +62,7 @@ class WordTokenizer:
         return [self.vocab.encode(t) for t in texts]
 
     def pieces(self, ids: Iterable[int]) -> list[str]:
-        return [self.vocab.index2word[i] for i in _content(ids)]
+        return self.vocab.decode(ids)
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self.pieces(ids))
