@@ -260,3 +260,15 @@ def test_every_tokenizer_option_trains_round_trips_and_is_registered(option):
     assert from_dict({"index2word": ["<pad>", "<sos>", "<eos>", "<unk>", "a"]}).kind == "words"
     with pytest.raises(ValueError, match="unknown tokenizer kind 'bpe-dropout'"):
         from_dict({"kind": "bpe-dropout"})
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["tokenizer.vocab_size=4", "tokenizer.joint=maybe", "tokenizer.character_coverage=0",
+     "tokenizer.byte_fallback=1", "tokenizer.max_sentences=0", "tokenizer.normalization=nfc",
+     "dataset.tgt_lang=", "metrics.tokenize=moses"],
+)  # fmt: skip
+def test_every_tokenizer_and_language_key_refuses_a_bad_value(tmp_path, override):
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key}=.*: "):
+        validate(make_cfg(tmp_path, "tokenizer=sentencepiece", override))
