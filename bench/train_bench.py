@@ -1,36 +1,44 @@
 """Training and translation throughput side by side, on the same data, model and batches.
 
-    python bench/train_bench.py [--steps 150] [--ref-pairs 300] [--ckpt BEST.ckpt] [OVERRIDE ...]
+    python bench/train_bench.py [--steps 300] [--rounds 5] [--variants "A" "B" ...] [OVERRIDE ...]
 
-Rows: (a) training through Lightning (a real ``pl.Trainer`` with the project's module and
-datamodule), (b) the same model and batches in a bare PyTorch loop, (c) the tutorial's per-pair
-loop (batch of one, a Python loop per source and target token, teacher forcing drawn per pair,
-NLL summed over the steps, Adagrad) as the baseline, (d) greedy and beam-5 translation of the test
-split; throughput counted after warm-up, with peak memory, and the ratios between them.
+Rows: (a) training through Lightning as ``train.py`` runs it (the project's module, datamodule,
+trainer, precision plugin, logger and callbacks; no validation or checkpoints), (b) the same
+model and batches in a bare PyTorch loop, (c) the tutorial's per-pair loop (batch of one, a
+Python loop per source and target token, teacher forcing drawn per pair, NLL summed over the
+steps, Adagrad) as the baseline, (d) greedy and beam-5 translation of the test split;
+throughput counted after warm-up, with peak memory. The training rows run in ``--rounds``
+interleaved rounds (each variant's (a) and (b) one after the other), from the same initial
+weights; the table shows each row's median round and the ratios are the medians of the
+per-round ratios, printed with every round's value, so drift between rounds shows.
 Data: the tutorial corpus filtered by the article's prefix list, ``max_length=12``, fr->en; model:
 embedding 256, GRU 256, one layer, teacher forcing 0.5. OVERRIDEs are Hydra overrides of
-``conf/train.yaml`` on top of that (e.g. ``model=luong batch_size=128 trainer.precision=bf16-mixed``).
+``conf/train.yaml`` on top of that (e.g. ``model=luong batch_size=128``); ``--variants`` compares
+override sets in one run (e.g. ``"trainer.precision=32-true" "trainer.precision=bf16-mixed"``).
 """
 
 import argparse
 import copy
 import json
 import random
+import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
 from benchlib import BENCH_DATA, PeakMemory, compose, describe_machine, device_of, sync
-from hydra.utils import instantiate
 from torch import nn
 
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
+from seq2seq_nmt.guards import ModelCheckpoint
 from seq2seq_nmt.metrics import corpus_bleu
 from seq2seq_nmt.model.decoder import Memory
+from seq2seq_nmt.precision import effective_precision
 from seq2seq_nmt.search import beam_search, greedy, output_limits
-from seq2seq_nmt.training import build, instantiate_all
+from seq2seq_nmt.training import build, instantiate_all, make_trainer
 from seq2seq_nmt.translator import Translator
 
 
@@ -70,13 +78,19 @@ class Meter(pl.Callback):
             self.rate.seconds = time.perf_counter() - self.start
 
 
+def run_callbacks(cfg) -> list[pl.Callback]:
+    """The configured callbacks a run trains with, but for checkpoints (the bench saves none)."""
+    return [c for c in instantiate_all(cfg.get("callbacks")) if not isinstance(c, ModelCheckpoint)]
+
+
 def lightning_rate(cfg, module, datamodule, steps: int, warmup: int, out_dir: Path) -> Rate:
-    """(a) ``trainer.fit`` with the configured trainer and logger, no validation or checkpoints."""
+    """(a) ``trainer.fit`` as ``train.py`` runs it (the configured trainer, precision, logger and
+    callbacks, progress bar included), without validation or checkpoints."""
     meter = Meter(warmup, device_of(cfg))
-    trainer = instantiate(
-        cfg.trainer, default_root_dir=str(out_dir), max_steps=warmup + steps, max_epochs=-1,
+    trainer = make_trainer(
+        cfg, default_root_dir=str(out_dir), max_steps=warmup + steps, max_epochs=-1,
         max_time=None, limit_val_batches=0, num_sanity_val_steps=0, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, callbacks=[meter],
+        enable_model_summary=False, callbacks=[*run_callbacks(cfg), meter],
         logger=instantiate_all(cfg.get("logger")),
     )  # fmt: skip
     with PeakMemory(meter.device) as peak:
@@ -86,18 +100,26 @@ def lightning_rate(cfg, module, datamodule, steps: int, warmup: int, out_dir: Pa
 
 
 def autocast_dtype(cfg) -> torch.dtype | None:
-    """The autocast type of ``trainer.precision`` (None: full precision)."""
-    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(cfg.trainer.precision))
+    """The autocast type of ``trainer.precision`` as the trainer resolves it (None: full)."""
+    precision = effective_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+
+
+def endless(loader) -> Iterator[dict]:
+    """The loader's batches, epoch after epoch (its sampler reshuffles each time)."""
+    while True:
+        yield from loader
 
 
 def bare_rate(cfg, module, loader, steps: int, warmup: int) -> Rate:
     """(b) The same network, loss, optimizer, clipping and precision in a plain loop."""
     device, net = device_of(cfg), module.net
+    precision = effective_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    net.to(device, torch.bfloat16 if precision == "bf16-true" else None).train()
     optimizer, criterion = module.optimizer_factory(net.parameters()), module.criterion
     clip, dtype = cfg.trainer.get("gradient_clip_val"), autocast_dtype(cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    net.to(device).train()
-    rate, batches = Rate(), iter(loader)
+    rate, batches = Rate(), endless(loader)
     with PeakMemory(device) as peak:
         for step in range(warmup + steps):
             batch = next(batches)
@@ -192,43 +214,63 @@ def translate_rate(cfg, net, loader, tokenizer, beam: int) -> tuple[Rate, float]
     return rate, corpus_bleu(hyps, refs, cfg.metrics.tokenize)[0]
 
 
-def training_rows(cfg, args, module, datamodule, out_dir: Path) -> dict[str, Rate]:
-    """Rows (a)-(c), each from the same initial weights and batches; the best of the rounds."""
+def median_rate(rates: list[Rate]) -> Rate:
+    """The round with the median tokens/s (the lower middle one for an even count)."""
+    return sorted(rates, key=lambda r: r.tokens_per_s)[(len(rates) - 1) // 2]
+
+
+def training_rows(cfgs, args, module, datamodule, out_dir: Path) -> tuple[dict[str, Rate], list]:
+    """Rows (a)-(c), each from the same initial weights and batches, in interleaved rounds, for
+    each variant of ``cfgs`` (rows ``lightning@VARIANT``, ``bare@VARIANT``): each row's median
+    round, and every round's rows (for per-round ratios). Variants share the data and the
+    network; ``model.compile`` is applied to it per variant."""
     init = copy.deepcopy(module.net.state_dict())
-    rows: dict[str, Rate] = {}
+    rounds: list[dict[str, Rate]] = []
 
     def keep(key: str, rate: Rate) -> None:
-        if key not in rows or rate.tokens_per_s > rows[key].tokens_per_s:
-            rows[key] = rate
+        rounds[-1][key] = rate
+        print(f"round {len(rounds)}: {key} {rate.tokens_per_s:,.0f} tokens/s", flush=True)
+
+    def reset(cfg=None) -> None:
+        module.net.float().load_state_dict(init)
+        module.net.compiled = bool(cfg is not None and cfg.model.get("compile"))
 
     for _ in range(args.rounds):
-        if "lightning" not in args.skip:
-            module.net.load_state_dict(init)
-            rate = lightning_rate(cfg, module, datamodule, args.steps, args.warmup, out_dir)
-            keep("lightning", rate)
-        if "bare" not in args.skip:
-            module.net.load_state_dict(init)
-            loader = datamodule.train_dataloader()
-            keep("bare", bare_rate(cfg, module, loader, args.steps, args.warmup))
+        rounds.append({})
+        for variant, cfg in cfgs.items():
+            if "lightning" not in args.skip:
+                reset(cfg)
+                rate = lightning_rate(cfg, module, datamodule, args.steps, args.warmup, out_dir)
+                keep(f"lightning@{variant}", rate)
+            if "bare" not in args.skip:
+                reset(cfg)
+                loader = datamodule.train_dataloader()
+                keep(f"bare@{variant}", bare_rate(cfg, module, loader, args.steps, args.warmup))
         if "ref" not in args.skip:
-            net = copy.deepcopy(module.net)
-            net.load_state_dict(init)
+            reset()
+            cfg = next(iter(cfgs.values()))
             keep("ref", per_pair_rate(
-                cfg, net, datamodule.datasets["train"], args.ref_pairs, args.warmup,
-                cfg.teacher_forcing_ratio, args.ref_lr,
+                cfg, copy.deepcopy(module.net), datamodule.datasets["train"], args.ref_pairs,
+                args.warmup, cfg.teacher_forcing_ratio, args.ref_lr,
             ))  # fmt: skip
-    return rows
+    reset()
+    return {key: median_rate([r[key] for r in rounds]) for key in rounds[0]}, rounds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=150, help="timed batches per batched row")
+    parser.add_argument("--steps", type=int, default=300, help="timed batches per batched row")
     parser.add_argument("--warmup", type=int, default=20, help="untimed batches (pairs) first")
     parser.add_argument("--ref-pairs", type=int, default=300, help="timed pairs of the reference")
     parser.add_argument("--ref-lr", type=float, default=0.01, help="the reference's Adagrad lr")
     parser.add_argument(
-        "--rounds", type=int, default=1, help="repeat the training rows, keep the best"
+        "--rounds", type=int, default=5, help="interleaved rounds of the training rows: medians"
     )
+    parser.add_argument(
+        "--variants", nargs="+", metavar="OVERRIDES",
+        help="variants interleaved in each round, each a quoted list of overrides "
+        "(e.g. trainer.precision=32-true trainer.precision=bf16-mixed model.compile=true)",
+    )  # fmt: skip
     parser.add_argument("--ckpt", help="a trained checkpoint for the translation rows")
     parser.add_argument("--beam", type=int, default=5)
     parser.add_argument(
@@ -240,9 +282,11 @@ def main() -> None:
 
     out_dir = Path(tempfile.mkdtemp(prefix="train-bench-"))
     cfg = compose(out_dir, *BENCH_DATA, *args.overrides)
+    variants = args.variants or [f"trainer.precision={cfg.trainer.precision}"]
+    cfgs = {v: compose(out_dir, *BENCH_DATA, *args.overrides, *v.split()) for v in variants}
     pl.seed_everything(cfg.seed, workers=True)
     datamodule, module = build(cfg)
-    rows = training_rows(cfg, args, module, datamodule, out_dir)
+    rows, rounds = training_rows(cfgs, args, module, datamodule, out_dir)
     bleu = {}
     if "translate" not in args.skip:
         if args.ckpt:
@@ -260,10 +304,36 @@ def main() -> None:
             rows[key], bleu[key] = translate_rate(
                 cfg, net, datamodule.test_dataloader(), vocab, beam
             )
-    report(cfg, args, rows, bleu, datamodule)
+    report(cfg, args, rows, rounds, bleu, datamodule)
 
 
-def report(cfg, args, rows: dict[str, Rate], bleu: dict[str, float], datamodule) -> None:
+def round_ratios(rounds: list[dict[str, Rate]]) -> dict[str, list[float]]:
+    """Each round's ratios: per variant, Lightning's tax against the bare loop (the bare loop's
+    tokens/s over Lightning's, minus one, in %); each variant's Lightning tokens/s over the
+    first variant's; the batched rows against (c)."""
+    per_round: dict[str, list[float]] = {}
+    for r in rounds:
+        lightning = [k for k in r if k.startswith("lightning@")]
+        ratios = {}
+        for key in lightning:
+            variant = key.split("@", 1)[1]
+            if f"bare@{variant}" in r:
+                bare = r[f"bare@{variant}"].tokens_per_s
+                ratios[f"lightning_tax_pct@{variant}"] = 100 * (bare / r[key].tokens_per_s - 1)
+            first = lightning[0].split("@", 1)[1]
+            ratios[f"lightning_speedup@{variant} vs {first}"] = (
+                r[key].tokens_per_s / r[lightning[0]].tokens_per_s
+            )
+        if "ref" in r:
+            for key in r:
+                if key != "ref":
+                    ratios[f"{key}_vs_ref"] = r[key].tokens_per_s / r["ref"].tokens_per_s
+        for key, value in ratios.items():
+            per_round.setdefault(key, []).append(value)
+    return per_round
+
+
+def report(cfg, args, rows: dict[str, Rate], rounds, bleu: dict[str, float], datamodule) -> None:
     """Print the table (markdown) and the ratios; optionally write them as JSON."""
     names = {
         "lightning": "(a) training, Lightning", "bare": "(b) training, bare PyTorch loop",
@@ -277,31 +347,30 @@ def report(cfg, args, rows: dict[str, Rate], bleu: dict[str, float], datamodule)
         f"{cfg.dataset.src_lang}-{cfg.dataset.tgt_lang}, {len(datamodule.datasets['train'])} training pairs | model: "
         f"{model.attention} attention, emb {model.emb_size}, {model.cell} {model.hidden_size} x "
         f"{model.num_layers} | batch {cfg.batch_size}, teacher forcing {cfg.teacher_forcing_ratio},"
-        f" {cfg.optimizer._target_.split('.')[-1]}, precision {cfg.trainer.precision}"
+        f" {cfg.optimizer._target_.split('.')[-1]}"
     )
     print("\n| row | pairs (sentences)/s | target (output) tokens/s | peak memory MiB | BLEU |")
     print("|---|---:|---:|---:|---:|")
     for key, r in rows.items():
         score = f"{bleu[key]:.2f}" if key in bleu else ""
+        row, _, variant = key.partition("@")
+        name = names[row] + (f", `{variant}`" if variant else "")
         print(
-            f"| {names[key]} | {r.pairs_per_s:,.0f} | {r.tokens_per_s:,.0f} | "
+            f"| {name} | {r.pairs_per_s:,.0f} | {r.tokens_per_s:,.0f} | "
             f"{r.peak_mib:,.0f} | {score} |"
         )
-    ratios = {}
-    if "lightning" in rows and "bare" in rows:
-        ratios["lightning_overhead_pct"] = 100 * (
-            rows["bare"].tokens_per_s / rows["lightning"].tokens_per_s - 1
-        )
-    for key in ("lightning", "bare"):
-        if key in rows and "ref" in rows:
-            ratios[f"{key}_vs_ref"] = rows[key].tokens_per_s / rows["ref"].tokens_per_s
-    print()
+    per_round = round_ratios(rounds)
+    ratios = {key: statistics.median(values) for key, values in per_round.items()}
+    print(f"\nmedians over {len(rounds)} interleaved rounds (rows: the median round)")
     for key, value in ratios.items():
-        unit = "%" if key.endswith("pct") else "x"
-        print(f"{key}: {value:.1f}{unit}")
+        fmt = ".1f" if "pct" in key else ".2f"
+        each = ", ".join(f"{v:{fmt}}" for v in per_round[key])
+        print(f"{key}: {value:{fmt}}{'%' if 'pct' in key else 'x'} (rounds: {each})")
     if args.json:
         figures = {k: vars(r) | {"tokens_per_s": r.tokens_per_s} for k, r in rows.items()}
+        every = [{k: r.tokens_per_s for k, r in rnd.items()} for rnd in rounds]
         payload = {"machine": describe_machine(cfg), "overrides": args.overrides, "rows": figures}
+        payload |= {"rounds": every, "round_ratios": per_round}
         args.json.write_text(json.dumps(payload | {"bleu": bleu, "ratios": ratios}, indent=2))
 
 

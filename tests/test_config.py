@@ -59,15 +59,17 @@ def test_command_line_overrides_reach_the_config(tmp_path):
     assert instantiate(cfg.loss)(ignore_index=0).label_smoothing == 0.1
 
 
-@pytest.mark.parametrize(("precision", "fused"), [("32-true", True), ("bf16-mixed", False)])
-def test_adam_is_fused_except_under_mixed_precision(tmp_path, precision, fused):
+@pytest.mark.parametrize(
+    ("precision", "fused"), [("32-true", True), ("bf16-mixed", True), ("16-mixed", False)]
+)
+def test_adam_is_fused_except_under_a_gradient_scaler(tmp_path, precision, fused):
     cfg = make_cfg(tmp_path, f"trainer.precision={precision}")
     opt = instantiate(cfg.optimizer)([torch.nn.Parameter(torch.zeros(2))])
     assert bool(opt.defaults["fused"]) is fused
 
 
-def test_mixed_precision_with_gradient_clipping_trains_on_cpu(tmp_path):
-    """The unfused default under bf16-mixed: Lightning refuses a fused step with clipping there."""
+def test_bf16_with_fused_adam_and_gradient_clipping_trains_on_cpu(tmp_path):
+    """bf16-mixed keeps the fused optimizer and clips (Lightning's own plugin refuses that)."""
     from seq2seq_nmt.training import train
 
     overrides = ["debug=fast", "logger=csv", "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0",

@@ -159,8 +159,9 @@ def test_divergence_stops_the_run_status_diverged_and_no_nonfinite_checkpoint(tm
 
 
 def test_loss_above_the_bound_for_patience_steps_is_divergence(tmp_path):
-    guard = ["callbacks.divergence_guard.max_loss=0.01", "callbacks.divergence_guard.patience=2"]
-    with pytest.raises(DivergenceError, match="loss above 0.01 for 2 checks up to step 2"):
+    guard = ["callbacks.divergence_guard.max_loss=0.01", "callbacks.divergence_guard.patience=2",
+             "callbacks.divergence_guard.every_n_steps=1"]  # fmt: skip
+    with pytest.raises(DivergenceError, match="loss above 0.01 for 2 steps up to step 2"):
         train(make_cfg(tmp_path, *SHORT, *guard))
     assert strict_json(tmp_path / "metrics.json")["status"] == "diverged"
 

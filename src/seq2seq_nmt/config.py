@@ -97,6 +97,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.bridge": (boolean, "true or false"),
     "model.input_feeding": (boolean, "true or false"),
     "model.tie_embeddings": (boolean, "true or false"),
+    "model.compile": (boolean, "true or false"),
     "dataset.src_lang": (lang_code, "a language code (de, en, pt_BR, ...)"),
     "dataset.tgt_lang": (lang_code, "a language code (de, en, pt_BR, ...)"),
     "tokenizer.vocab_size": (lambda v: _count(v) and v > 4, "an integer > 4"),

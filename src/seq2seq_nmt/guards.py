@@ -3,7 +3,6 @@ weights about to be saved, a run or checkpoint folder that cannot be written, a 
 was not written or does not load back, a resume that cannot honour the config."""
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,9 @@ def _last_checkpoint(trainer: pl.Trainer) -> str:
 
 class DivergenceGuard(Callback):
     """Stops training on a non-finite training loss, or one above ``max_loss`` for ``patience``
-    checked steps in a row (the loss is read every ``every_n_steps`` steps: one device sync).
+    steps in a row. The loss is watched on its device every step and read back only every
+    ``every_n_steps`` steps and at each epoch's end (one device sync per read), so a GPU never
+    waits for the host between those reads.
 
     It also refuses to save a checkpoint whose weights are not all finite, whatever writes it, so
     the last finite checkpoint on disk stays the last one. Lightning runs checkpoint callbacks
@@ -51,22 +52,38 @@ class DivergenceGuard(Callback):
 
     def __init__(self, max_loss: float | None = None, patience: int = 100, every_n_steps: int = 1):
         self.max_loss, self.patience, self.every_n_steps = max_loss, patience, every_n_steps
-        self._above = 0
+        self._bad: torch.Tensor | None = None  # a non-finite loss since the last read
+        self._above: torch.Tensor | None = None  # steps in a row with the loss above max_loss
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
         batch_idx: int,
     ) -> None:  # fmt: skip
         loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        if loss is None or trainer.global_step % self.every_n_steps:
+        if loss is None:
             return
-        value, step = float(loss), trainer.global_step
-        self._above = self._above + 1 if self.max_loss is not None and value > self.max_loss else 0
-        reason = None
-        if not math.isfinite(value):
-            reason = f"loss {value} at step {step}"
-        elif self._above >= self.patience:
-            reason = f"loss above {self.max_loss} for {self._above} checks up to step {step}"
+        loss = loss.detach()
+        bad = ~torch.isfinite(loss)
+        self._bad = bad if self._bad is None else self._bad | bad
+        if self.max_loss is not None:
+            above = (loss > self.max_loss).long()
+            self._above = above if self._above is None else (self._above + 1) * above
+        if trainer.global_step % self.every_n_steps == 0:
+            self._check(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check(trainer)
+
+    def _check(self, trainer: pl.Trainer) -> None:
+        """Read the watched state (one sync) and stop every rank together if it diverged."""
+        if self._bad is None:
+            return
+        bad, above = bool(self._bad), int(self._above) if self._above is not None else 0
+        self._bad, step, reason = None, trainer.global_step, None
+        if bad:
+            reason = f"loss not finite at or before step {step}"
+        elif above >= self.patience:
+            reason = f"loss above {self.max_loss} for {above} steps up to step {step}"
         # every rank stops together (a no-op on one device)
         if trainer.strategy.reduce_boolean_decision(reason is not None, all=False):
             reason = reason or f"on another process at step {step}"

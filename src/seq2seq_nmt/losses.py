@@ -12,4 +12,4 @@ class NLLLoss(nn.Module):
         self.nll = nn.NLLLoss(ignore_index=ignore_index, reduction=reduction)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return self.nll(logits.log_softmax(dim=-1), target)
+        return self.nll(logits.float().log_softmax(dim=-1), target)  # in float32 under autocast

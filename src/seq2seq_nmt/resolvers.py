@@ -54,12 +54,17 @@ def rank_zero(value, other=None):
     return value if is_rank_zero() else other
 
 
-def not_mixed(precision) -> bool:
-    """``${not_mixed:${trainer.precision}}``: False for an autocast (``*-mixed``) precision.
+def needs_scaler(precision: Any) -> bool:
+    """Whether ``precision`` trains with a gradient scaler (float16 autocast): only then must the
+    optimizer step unfused, so that Lightning can unscale gradients before clipping them."""
+    return str(precision) in ("16-mixed", "16")
 
-    Fused optimizers unscale gradients inside their step, which Lightning's mixed precision with
-    gradient clipping refuses; in full precision they are the fastest on CPU and GPU alike."""
-    return not str(precision).endswith("-mixed")
+
+def fused_ok(precision) -> bool:
+    """``${fused_ok:${trainer.precision}}``: False under float16 autocast only (a gradient scaler
+    must unscale gradients before clipping, which a fused step would do inside itself); fused
+    optimizers are the fastest on CPU and GPU alike, in full precision and in bf16."""
+    return not needs_scaler(precision)
 
 
 def lang_of(pair: str, index: int) -> str:
@@ -72,5 +77,5 @@ def lang_of(pair: str, index: int) -> str:
 
 def register() -> None:
     OmegaConf.register_new_resolver("rank_zero", rank_zero, replace=True)
-    OmegaConf.register_new_resolver("not_mixed", not_mixed, replace=True)
+    OmegaConf.register_new_resolver("fused_ok", fused_ok, replace=True)
     OmegaConf.register_new_resolver("lang_of", lang_of, replace=True)

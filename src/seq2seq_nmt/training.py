@@ -14,6 +14,7 @@ from .config import ConfigError
 from .guards import DivergenceError, ResumeError, checked_resume
 from .loggers import check_available
 from .module import TranslationModule
+from .precision import trainer_precision
 from .runs import (
     COMPLETED,
     DIVERGED,
@@ -42,6 +43,7 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, TranslationModule]:
     }
     net_config = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()}
     net_config.pop("_target_")
+    net_config.pop("compile", None)  # how the model runs, not what it is: not in checkpoints
     module = TranslationModule(
         net=instantiate(cfg.model, **sizes),
         net_config=net_config | sizes,
@@ -70,6 +72,16 @@ def split_metrics(report: dict) -> dict[str, float]:
 def instantiate_all(group: DictConfig | None) -> list:
     """Instantiate every ``_target_`` entry of a callbacks/logger group."""
     return [instantiate(c) for c in (group or {}).values() if c and "_target_" in c]
+
+
+def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
+    """``cfg.trainer`` instantiated with ``kwargs``, its precision resolved for the hardware
+    (:func:`seq2seq_nmt.precision.trainer_precision`)."""
+    settings = trainer_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.accelerator)
+    plugins = [*(kwargs.pop("plugins", None) or []), *settings.pop("plugins", [])]
+    if plugins:
+        settings["plugins"] = plugins
+    return instantiate(cfg.trainer, **settings, **kwargs)
 
 
 def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
@@ -141,8 +153,8 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     callbacks, settings = instantiate_all(cfg.get("callbacks")), {}
     if not len(datamodule.datasets["val"]):
         callbacks, settings = without_validation(cfg, callbacks)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")), **settings
+    trainer = make_trainer(
+        cfg, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")), **settings
     )
     last = cfg.get("ckpt_path") == "last"
     ckpt_path = checked_resume(resume_path(cfg.get("ckpt_path"), trainer), module, last)

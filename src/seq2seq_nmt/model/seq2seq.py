@@ -1,5 +1,7 @@
 """Encoder-decoder model, built from plain settings so that a checkpoint can rebuild it alone."""
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -44,12 +46,15 @@ class Seq2Seq(nn.Module):
         bridge: bool = False,
         tie_embeddings: bool = False,
         input_feeding: bool = False,
+        compile: bool = False,
     ):
         """``deep_output``: the output layer also reads the previous token's embedding;
         ``bridge``: the decoder starts from ``tanh(W h)`` of the encoder's final state ``h``
         (else from ``h`` itself); ``tie_embeddings``: the generator shares the target embedding
         matrix (needs ``emb_size == hidden_size``); ``input_feeding`` (Luong attentions): the
-        previous step's output feature is fed to the decoder RNN with the embedding."""
+        previous step's output feature is fed to the decoder RNN with the embedding; ``compile``: the
+        decoder's per-token step runs through ``torch.compile`` (how the model runs, not what it
+        is: checkpoints do not record it)."""
         super().__init__()
         if tie_embeddings and emb_size != hidden_size:
             raise ValueError(
@@ -71,6 +76,22 @@ class Seq2Seq(nn.Module):
         self.generator = nn.Linear(hidden_size, tgt_vocab_size)
         if tie_embeddings:
             self.generator.weight = self.decoder.embedding.weight
+        self.compiled = compile
+        self._compiled_steps: dict[str, Callable] = {}  # by device type; unbound: copies work
+
+    def _decoder_step(
+        self, y: torch.Tensor, hidden: Hidden, memory: Memory
+    ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
+        """The decoder's step, eager or (``compile``) compiled once per device type: on CUDA
+        captured as CUDA graphs (``reduce-overhead``). Shapes are marked dynamic after the
+        first recompile, so a run compiles a bounded number of graphs."""
+        if not self.compiled:
+            return self.decoder.step(y, hidden, memory)
+        kind = y.device.type
+        if kind not in self._compiled_steps:
+            mode = "reduce-overhead" if kind == "cuda" else None
+            self._compiled_steps[kind] = torch.compile(Decoder.step, mode=mode)
+        return self._compiled_steps[kind](self.decoder, y, hidden, memory)
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[Memory, Hidden]:
         """Encode a padded batch; the memory masks padding, the hidden state starts the decoder."""
@@ -90,7 +111,7 @@ class Seq2Seq(nn.Module):
         self, y: torch.Tensor, hidden: Hidden, memory: Memory
     ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
         """Logits (B, V) for the next token after ``y`` (B,), new hidden, attention (B, S)."""
-        feat, hidden, w = self.decoder.step(y, hidden, memory)
+        feat, hidden, w = self._decoder_step(y, hidden, memory)
         return self.generator(feat), hidden, w
 
     def forward(
@@ -110,14 +131,14 @@ class Seq2Seq(nn.Module):
         """
         memory, hidden = self.encode(src, src_len)
         steps = tgt_in.size(1)
+        # drawn on the host before the loop: the steps branch on no device value
         draws = torch.rand(1 if per_sequence else steps).expand(steps)
-        forced = draws < teacher_forcing_ratio
-        forced[0] = True  # the first input is always <sos>
+        forced = [True, *(draws[1:] < teacher_forcing_ratio).tolist()]  # the first input is <sos>
         if not (self.decoder.attend_first or self.decoder.input_feeding):
-            return self._decode_runs(tgt_in, hidden, memory, forced.tolist())
+            return self._decode_runs(tgt_in, hidden, memory, forced)
         feats, attns, y = [], [], tgt_in[:, 0]
         for t in range(steps):
-            feat, hidden, w = self.decoder.step(y, hidden, memory)
+            feat, hidden, w = self._decoder_step(y, hidden, memory)
             feats.append(feat)
             attns.append(w)
             if t + 1 < steps:

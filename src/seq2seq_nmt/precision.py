@@ -1,0 +1,102 @@
+"""Training precision: bf16 that keeps the fused optimizer and gradient clipping, and full
+precision instead of bf16 on a CPU that has no native bf16 instructions (where it is slower)."""
+
+import functools
+import logging
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+from pytorch_lightning.plugins.precision import MixedPrecision, Precision
+from pytorch_lightning.utilities import GradClipAlgorithmType
+
+log = logging.getLogger(__name__)
+BF16 = ("bf16-mixed", "bf16-true", "bf16")
+# x86: AVX512-BF16 (Cooper Lake, Zen 4/5) or AMX (Sapphire Rapids on); Arm: the BF16 extension
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+
+
+def has_native_bf16(cpuinfo: str) -> bool:
+    """Whether a ``/proc/cpuinfo`` text lists a bf16 instruction set (x86 ``flags``, Arm
+    ``Features``)."""
+    lines = cpuinfo.splitlines()
+    flags = {f for ln in lines if ln.startswith(("flags", "Features")) for f in ln.split()}
+    return bool(flags & NATIVE_BF16_FLAGS)
+
+
+@functools.cache
+def native_bf16_cpu() -> bool:
+    """Whether this CPU has bf16 arithmetic in hardware (its flags in /proc/cpuinfo); elsewhere
+    (no /proc) a bf16 matmul timed against a float32 one decides."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        return has_native_bf16(cpuinfo.read_text(errors="replace"))
+    return _bf16_matmul_faster()
+
+
+def _bf16_matmul_faster(n: int = 512, repeats: int = 5) -> bool:
+    """A short probe: is an n x n matmul faster in bf16 than in float32 on this CPU?"""
+    import time
+
+    def seconds(dtype: torch.dtype) -> float:
+        a = torch.randn(n, n).to(dtype)
+        a @ a
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ a
+        return time.perf_counter() - start
+
+    return seconds(torch.bfloat16) < seconds(torch.float32)
+
+
+def device_type(accelerator: Any) -> str:
+    """``cuda`` or ``cpu``: where a trainer with ``accelerator`` will run."""
+    name = str(accelerator)
+    if name in ("gpu", "cuda") or (name == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "mps" if name == "mps" else "cpu"
+
+
+def effective_precision(precision: Any, accelerator: Any) -> str:
+    """``precision``, or ``32-true`` (with a one-line warning) for bf16 on a CPU without native
+    bf16, where autocasting costs more than it saves."""
+    precision = str(precision)
+    if precision in BF16 and device_type(accelerator) == "cpu" and not native_bf16_cpu():
+        log.warning(
+            "trainer.precision=%s: this CPU (%s) has no native bf16 (AVX512-BF16, AMX or Arm "
+            "BF16), where bf16 trains slower than float32; training in 32-true",
+            precision, platform.processor() or platform.machine(),
+        )  # fmt: skip
+        return "32-true"
+    return precision
+
+
+class Bf16Mixed(MixedPrecision):
+    """bf16 autocast as Lightning's ``bf16-mixed``, with two differences that make it pay:
+    gradient clipping with a fused optimizer (bf16 has no scaler, so no gradients to unscale),
+    and the weights' bf16 copies cached for the step (``cache_enabled``) instead of cast again at
+    every one of the decoder's per-token calls."""
+
+    def __init__(self, device: str):
+        super().__init__("bf16-mixed", device)
+
+    def clip_gradients(
+        self,
+        optimizer: torch.optim.Optimizer,
+        clip_val: int | float = 0.0,
+        gradient_clip_algorithm: GradClipAlgorithmType = GradClipAlgorithmType.NORM,
+    ) -> None:
+        Precision.clip_gradients(self, optimizer, clip_val, gradient_clip_algorithm)
+
+    def autocast_context_manager(self) -> torch.autocast:
+        return torch.autocast(self.device, dtype=torch.bfloat16, cache_enabled=True)
+
+
+def trainer_precision(precision: Any, accelerator: Any) -> dict[str, Any]:
+    """The ``pl.Trainer`` arguments for ``trainer.precision``: ``bf16-mixed`` becomes the
+    :class:`Bf16Mixed` plugin, a bf16 precision on a CPU without native bf16 ``32-true``."""
+    precision = effective_precision(precision, accelerator)
+    if precision in ("bf16-mixed", "bf16"):
+        return {"precision": None, "plugins": [Bf16Mixed(device_type(accelerator))]}
+    return {"precision": precision}

@@ -1,0 +1,61 @@
+"""Training precision: bf16 keeps the fused optimizer and clipping, caches its weight casts, and
+falls back to float32 (with a warning) on a CPU without native bf16."""
+
+import logging
+
+import pytest
+import torch
+
+from helpers import make_cfg
+from seq2seq_nmt import precision
+from seq2seq_nmt.precision import Bf16Mixed, effective_precision, has_native_bf16
+from seq2seq_nmt.training import make_trainer
+
+ZEN3 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n"  # AVX2 only
+XEON = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+ZEN4 = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16\n"
+GRAVITON3 = "processor\t: 0\nFeatures\t: fp asimd sve bf16 i8mm\n"
+GRAVITON2 = "processor\t: 0\nFeatures\t: fp asimd atomics\n"
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "native"),
+    [(ZEN3, False), (XEON, True), (ZEN4, True), (GRAVITON3, True), (GRAVITON2, False)],
+)
+def test_native_bf16_is_read_off_the_cpu_flags(cpuinfo, native):
+    assert has_native_bf16(cpuinfo) is native
+
+
+@pytest.mark.parametrize("asked", ["bf16-mixed", "bf16-true"])
+def test_bf16_falls_back_to_fp32_with_a_warning_on_a_cpu_without_it(monkeypatch, caplog, asked):
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="seq2seq_nmt.precision"):
+        assert effective_precision(asked, "cpu") == "32-true"
+    (record,) = caplog.records
+    assert f"trainer.precision={asked}" in record.getMessage() and "\n" not in record.getMessage()
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: True)
+    assert effective_precision(asked, "cpu") == asked
+    assert effective_precision("16-mixed", "cpu") == "16-mixed"
+
+
+def test_bf16_mixed_trainer_keeps_fused_adam_clips_and_caches_casts(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: True)
+    cfg = make_cfg(tmp_path, "debug=fast", "trainer.precision=bf16-mixed")
+    trainer = make_trainer(cfg, logger=False)
+    plugin = trainer.precision_plugin
+    assert isinstance(plugin, Bf16Mixed) and plugin.scaler is None
+    with plugin.forward_context():
+        assert torch.is_autocast_cache_enabled()
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    weight = torch.nn.Parameter(torch.full((3,), 10.0))
+    weight.grad = torch.full((3,), 4.0)
+    optimizer = torch.optim.Adam([weight], fused=True)
+    plugin.clip_gradients(optimizer, clip_val=1.0)  # Lightning's own plugin refuses this
+    assert torch.isclose(weight.grad.norm(), torch.tensor(1.0))
+
+
+def test_fp32_fallback_reaches_the_trainer(tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "native_bf16_cpu", lambda: False)
+    trainer = make_trainer(make_cfg(tmp_path, "debug=fast", "trainer.precision=bf16-mixed"))
+    assert not isinstance(trainer.precision_plugin, Bf16Mixed)
+    assert trainer.precision == "32-true"
