@@ -129,8 +129,10 @@ class BleuClock(pl.Callback):
 
     def on_validation_end(self, trainer, module) -> None:
         now = time.perf_counter()
+        if trainer.sanity_checking:  # before on_train_start: not inside the clock
+            return
         self.in_validation += now - self.val_started
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if not trainer.is_global_zero:
             return
         m, train_seconds = trainer.callback_metrics, now - self.start - self.in_validation
         row = (

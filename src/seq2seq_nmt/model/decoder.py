@@ -81,13 +81,18 @@ class Decoder(nn.Module):
         ctx, w = self.attention(grouped, memory.keys, memory.proj, memory.mask)
         return ctx.reshape(rows, -1, ctx.size(-1)), w.reshape(rows, -1, w.size(-1))
 
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Input embeddings (with dropout) of tokens (B, T): (B, T, E)."""
+        return self.dropout(self.embedding(tokens))
+
     def step(
-        self, y: torch.Tensor, hidden: Hidden, memory: Memory
+        self, y: torch.Tensor, hidden: Hidden, memory: Memory, emb: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
         """One step for previous tokens ``y`` (R,): feature (R, H), new hidden, weights (R, S).
 
-        R is the memory's batch size or a multiple of it (see ``_attend``)."""
-        emb = self.dropout(self.embedding(y[:, None]))  # (B, 1, E)
+        R is the memory's batch size or a multiple of it (see ``_attend``). ``emb`` (R, 1, E):
+        the inputs' embeddings when already computed (teacher forcing embeds all at once)."""
+        emb = self.embed(y[:, None]) if emb is None else emb
         if self.attend_first:
             ctx, w = self._attend(self._query(emb, hidden), memory)
             out, hidden = self.rnn(torch.cat([emb, ctx], dim=-1), hidden)
@@ -108,7 +113,7 @@ class Decoder(nn.Module):
         """Known inputs (B, T) in one RNN call (Luong only): RNN outputs (B, T, H), the inputs'
         embeddings (B, T, E), hidden."""
         assert not (self.attend_first or self.input_feeding), "only Luong without input feeding"
-        emb = self.dropout(self.embedding(tgt_in))
+        emb = self.embed(tgt_in)
         out, hidden = self.rnn(emb, hidden)
         return out, emb, hidden
 

@@ -80,18 +80,18 @@ class Seq2Seq(nn.Module):
         self._compiled_steps: dict[str, Callable] = {}  # by device type; unbound: copies work
 
     def _decoder_step(
-        self, y: torch.Tensor, hidden: Hidden, memory: Memory
+        self, y: torch.Tensor, hidden: Hidden, memory: Memory, emb: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Hidden, torch.Tensor]:
         """The decoder's step, eager or (``compile``) compiled once per device type: on CUDA
         captured as CUDA graphs (``reduce-overhead``). Shapes are marked dynamic after the
         first recompile, so a run compiles a bounded number of graphs."""
         if not self.compiled:
-            return self.decoder.step(y, hidden, memory)
+            return self.decoder.step(y, hidden, memory, emb)
         kind = y.device.type
         if kind not in self._compiled_steps:
             mode = "reduce-overhead" if kind == "cuda" else None
             self._compiled_steps[kind] = torch.compile(Decoder.step, mode=mode)
-        return self._compiled_steps[kind](self.decoder, y, hidden, memory)
+        return self._compiled_steps[kind](self.decoder, y, hidden, memory, emb)
 
     def encode(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[Memory, Hidden]:
         """Encode a padded batch; the memory masks padding, the hidden state starts the decoder."""
@@ -136,9 +136,11 @@ class Seq2Seq(nn.Module):
         forced = [True, *(draws[1:] < teacher_forcing_ratio).tolist()]  # the first input is <sos>
         if not (self.decoder.attend_first or self.decoder.input_feeding):
             return self._decode_runs(tgt_in, hidden, memory, forced)
-        feats, attns, y = [], [], tgt_in[:, 0]
+        # the forced inputs embedded in one call (one gradient for the embedding matrix)
+        embs, (feats, attns, y) = self.decoder.embed(tgt_in).unbind(1), ([], [], tgt_in[:, 0])
         for t in range(steps):
-            feat, hidden, w = self._decoder_step(y, hidden, memory)
+            emb = embs[t][:, None] if forced[t] else None
+            feat, hidden, w = self._decoder_step(y, hidden, memory, emb)
             feats.append(feat)
             attns.append(w)
             if t + 1 < steps:
