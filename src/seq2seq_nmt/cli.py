@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 from .checkpoint import CheckpointError
 from .config import BLEU_TOKENIZERS
 from .metrics import corpus_bleu, corpus_chrf
-from .translator import NO_REPLACE_UNK, Translation, Translator
+from .translator import NO_REPLACE_UNK, Translation, Translator, check_precision
 
 # translate.yaml keys passed on to Translator.search
 SEARCH_KEYS = (
@@ -97,6 +97,7 @@ def check_options(cfg) -> dict:
             f"metrics.tokenize={cfg.metrics.tokenize!r}: one of {', '.join(BLEU_TOKENIZERS)}"
         )
     device = str(cfg.device)
+    check_precision(cfg.precision, device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device}, but no CUDA GPU is available")
     return opts
@@ -154,7 +155,7 @@ def prepare(
     """Checked options, the translator, the input in batches and the normalised references."""
     opts = check_options(cfg)
     ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
-    translator = Translator.from_checkpoints(ckpts, str(cfg.device))
+    translator = Translator.from_checkpoints(ckpts, str(cfg.device), cfg.precision)
     if cfg.replace_unk and translator.subwords:
         raise ValueError(NO_REPLACE_UNK)
     lines = read_source(cfg, stdin, text)

@@ -1,13 +1,17 @@
 """The translator: a trained model (or an ensemble of several) with its tokenizers and
-preprocessing; raw sentences in, translations out, decoded in length-sorted batches."""
+preprocessing; raw sentences in, translations out, decoded in length-sorted batches, in fp32,
+bf16 or int8 (dynamically quantised, CPU only)."""
 
+import copy
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from .checkpoint import (
     CHECKPOINT_KEY,
@@ -28,10 +32,36 @@ from .model import Seq2Seq
 from .search import Hypothesis, beam_search, greedy_hypotheses, output_limits
 
 log = logging.getLogger(__name__)
+PRECISIONS = ("fp32", "bf16", "int8")
 NO_REPLACE_UNK = (
     "replace_unk=true needs a word-level checkpoint (tokenizer=words); this one uses subwords, "
     "which spell out rare words (and have no <unk> with byte fallback)"
 )
+
+
+def check_precision(precision: str, device: str) -> None:
+    """ValueError (one line) unless ``precision`` is one of ``PRECISIONS`` and runs on ``device``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: one of {', '.join(PRECISIONS)}")
+    if precision == "int8" and str(device).partition(":")[0] != "cpu":
+        raise ValueError(f"precision=int8 (dynamic quantisation) runs on CPU only, not {device}")
+
+
+def quantize(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with its Linear, GRU and LSTM layers dynamically quantised to int8."""
+    with warnings.catch_warnings():  # torch.ao.quantization's deprecation notices
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated", DeprecationWarning)
+        warnings.filterwarnings("ignore", "torch.quantize_per_tensor", UserWarning)
+        return torch.ao.quantization.quantize_dynamic(
+            model, {nn.Linear, nn.GRU, nn.LSTM}, dtype=torch.qint8
+        )
+
+
+def with_precision(model: nn.Module, precision: str) -> nn.Module:
+    """``model`` itself for fp32, else a copy cast to bfloat16 or dynamically quantised to int8."""
+    if precision == "int8":
+        return quantize(model)
+    return copy.deepcopy(model).to(torch.bfloat16) if precision == "bf16" else model
 
 
 @dataclass
@@ -45,7 +75,10 @@ class Translation:
 
 
 class Translator:
-    """A trained model with its tokenizers and preprocessing: raw sentences in, translations out."""
+    """A trained model with its tokenizers and preprocessing: raw sentences in, translations out.
+
+    ``precision`` (``with_precision``): ``fp32``; ``bf16``, a copy of the model cast to bfloat16;
+    ``int8``, a copy with int8 dynamically quantised Linear and recurrent layers (CPU only)."""
 
     def __init__(
         self,
@@ -53,8 +86,10 @@ class Translator:
         src_tokenizer: Tokenizer,
         tgt_tokenizer: Tokenizer,
         data_config: dict,
+        precision: str = "fp32",
     ):
-        self.model = model.eval()
+        check_precision(precision, str(next(model.parameters()).device))
+        self.model = with_precision(model, precision).eval()
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
         self.data_config = dict(data_config)
         self.normalize = get_normalizer(data_config["normalization"])
@@ -66,13 +101,19 @@ class Translator:
         return self.tgt_tokenizer.detokenizes
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Translator":
-        return cls.from_checkpoints([path], device)
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "cpu", precision: str = "fp32"
+    ) -> "Translator":
+        return cls.from_checkpoints([path], device, precision)
 
     @classmethod
-    def from_checkpoints(cls, paths: Sequence[str | Path], device: str = "cpu") -> "Translator":
+    def from_checkpoints(
+        cls, paths: Sequence[str | Path], device: str = "cpu", precision: str = "fp32"
+    ) -> "Translator":
         """One checkpoint's model, or the ensemble of several with the same tokenizers and
-        normalisation (CheckpointError, one line, otherwise)."""
+        normalisation (CheckpointError, one line, otherwise), decoding in ``precision``
+        (ValueError, one line, when unknown or not for ``device``)."""
+        check_precision(precision, device)
         if not paths:
             raise CheckpointError("no checkpoint given")
         ckpts = [load_checkpoint(p) for p in paths]
@@ -85,6 +126,7 @@ class Translator:
                 tokenizer_from_dict(meta["src_tokenizer"]),
                 tokenizer_from_dict(meta["tgt_tokenizer"]),
                 meta["data"],
+                precision,
             )
         except (TypeError, KeyError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"{paths[0]}: inconsistent checkpoint ({first_line(e)})") from e
@@ -144,7 +186,8 @@ class Translator:
                 )
             for i, n, h in zip(idx, src_len.tolist(), hyps, strict=True):
                 out[i].hypotheses = [
-                    Hypothesis(x.tokens, x.score, x.norm_score, x.attn[:, :n].cpu()) for x in h
+                    Hypothesis(x.tokens, x.score, x.norm_score, x.attn[:, :n].float().cpu())
+                    for x in h
                 ]
         return out
 
