@@ -106,13 +106,14 @@ def test_failed_and_valueless_trials_are_told_failed():
         ("best", {"dataset.max_length": 12, "dataset.prefixes": "article", "model.attention": "bahdanau",
                   "model.bidirectional": True, "model.bridge": True, "loss.label_smoothing": 0.1,
                   "callbacks.ema.decay": 0.998, "callbacks.ema.start_step": 500, "batch_size": 128,
-                  "optimizer.lr": 0.0014}),
+                  "optimizer.lr": 0.0014, "trainer.precision": "bf16-mixed", "optimizer.fused": True}),
         ("tatoeba_de_en", {"dataset.src_lang": "de", "dataset.tgt_lang": "en", "dataset.prefixes": None,
                            "dataset.corpus._target_": "seq2seq_nmt.data.corpus.TatoebaCorpus",
                            "dataset.corpus.langs": ["de", "en"], "tokenizer.vocab_size": 2000,
                            "tokenizer._target_": "seq2seq_nmt.data.tokenizer.SentencePiece",
                            "tokenizer.normalization": "unicode", "teacher_forcing_ratio": 1.0,
-                           "model.bidirectional": True, "batch_size": 128}),
+                           "model.bidirectional": True, "batch_size": 128,
+                           "trainer.precision": "bf16-mixed"}),
     ],
 )  # fmt: skip
 def test_presets_hold_the_settings_they_reproduce(tmp_path, preset, expected):
