@@ -22,6 +22,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.strategies import SingleDeviceStrategy
 
 from helpers import ROOT, make_cfg
+from seq2seq_nmt.checkpoint import CHECKPOINT_KEY
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data import cache as cache_mod
 from seq2seq_nmt.data.cache import CacheError, Settings, prepare
@@ -209,16 +210,38 @@ def test_checkpoint_folder_that_cannot_be_created_is_one_line_exit_2(tmp_path):
     assert "loaded" not in out.stdout  # refused before any data was read
 
 
+def deny_creating_files_in(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``os.open`` refuse, as the kernel does for a user without write permission, to create
+    a file in ``folder`` (``O_CREAT`` of a path in it, or an ``O_TMPFILE`` in it): root's writes
+    ignore the permission bits, so as root the test injects the error the bits would give."""
+    real_open = os.open
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+
+    def open_(path, flags, *args, **kwargs):
+        target = Path(os.fsdecode(path))
+        creates = (tmpfile and flags & tmpfile == tmpfile and target == folder) or (
+            flags & os.O_CREAT and target.parent == folder
+        )
+        if creates:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_)
+
+
 @pytest.fixture
-def read_only_folder(tmp_path) -> Iterator[Path]:
-    """A folder without write permission (skipped as root, where the bits do not block writes)."""
+def read_only_folder(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A folder without write permission (mode 0o500). As root, whose writes the bits do not
+    block, creating a file in it fails with the same PermissionError (``deny_creating_files_in``);
+    on teardown the folder must still be empty: nothing was written."""
     folder = tmp_path / "read-only"
     folder.mkdir()
     folder.chmod(0o500)
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as root: permission bits do not block writes here")
+        if os.access(folder, os.W_OK):  # root
+            deny_creating_files_in(folder, monkeypatch)
         yield folder
+        assert not any(folder.iterdir()), "something was written in the read-only folder"
     finally:
         folder.chmod(0o700)
 
@@ -399,6 +422,24 @@ def test_unreadable_checkpoint_given_by_path_is_one_line(two_epochs, tmp_path):
     bad.write_bytes((two_epochs / "checkpoints" / "last.ckpt").read_bytes()[:1000])
     with pytest.raises(ResumeError, match=f"^ckpt_path={bad}: does not load "):
         train(make_cfg(tmp_path / "run", *RESUME, f"ckpt_path={bad}"))
+
+
+@pytest.mark.parametrize("payload", [{"format": 99, "version": "9.0"}, None])
+def test_resume_from_a_newer_format_or_a_foreign_checkpoint_is_one_line(
+    two_epochs, tmp_path, payload
+):
+    """Resume reads the payload through checkpoint.read_payload: its format check included."""
+    bad = tmp_path / "other.ckpt"
+    ckpt = torch.load(two_epochs / "checkpoints" / "last.ckpt", weights_only=True)
+    if payload is None:
+        del ckpt[CHECKPOINT_KEY]
+    else:
+        ckpt[CHECKPOINT_KEY] |= payload
+    torch.save(ckpt, bad)
+    why = "unknown checkpoint format 99" if payload else "not a seq2seq-nmt checkpoint"
+    with pytest.raises(ResumeError, match=f"^ckpt_path={bad}: {why}") as e:
+        train(make_cfg(tmp_path / "run", *RESUME, f"ckpt_path={bad}"))
+    assert "\n" not in str(e.value)
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.callbacks import ModelCheckpoint as LightningModelCheckpoint
 
-from .checkpoint import CHECKPOINT_KEY, upgrade
+from .checkpoint import CheckpointError, read_payload
 from .data.io import unwritable
 
 log = logging.getLogger(__name__)
@@ -178,10 +178,11 @@ def check_same_settings(path: Path, module: Any) -> None:
     """Raise a ResumeError when the checkpoint at ``path`` was trained with another model shape,
     data preprocessing or vocabulary than ``module`` (settings it does not record are not
     compared): a resume cannot honour those."""
-    saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get(CHECKPOINT_KEY)
-    if not isinstance(saved, dict):
-        raise ResumeError(f"ckpt_path={path}: not a seq2seq-nmt checkpoint")
-    saved = upgrade(saved)
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        saved = read_payload(ckpt, path)
+    except CheckpointError as e:
+        raise ResumeError(f"ckpt_path={e}") from e
     now = {"model": module.net_config, "data": module.data_config}
     diffs = [
         f"{part}.{key}={saved[part][key]!r} (now {value!r})"
