@@ -58,7 +58,7 @@ class OptunaSweeper(Sweeper):
             import optuna
         except ImportError:
             raise ImportError(
-                "the Optuna search needs optuna: pip install 'seq2seq-nmt[sweep]'"
+                "the Optuna search needs optuna: pip install -e '.[sweep]' (or pip install optuna)"
             ) from None
 
         lines = [f"{k}={v}" for k, v in self.params.items()] + list(arguments)

@@ -257,10 +257,11 @@ def field(row: Mapping[str, Any], key: str) -> Any:
 
 
 class HuggingFaceCorpus:
-    """A Hugging Face ``datasets`` dataset (the optional extra ``seq2seq-nmt[huggingface]``):
-    ``name`` on the hub (``config``, ``split``, ``revision``), streamed, or a folder written by
-    ``save_to_disk``; ``src_key``/``tgt_key`` name the fields, dotted for nested ones
-    (``translation.fr``). Rows pass through the same cleaning and cache as any corpus."""
+    """A Hugging Face ``datasets`` dataset (the optional extra ``huggingface``:
+    ``pip install -e '.[huggingface]'``): ``name`` on the hub (``config``, ``split``,
+    ``revision``), streamed, or a folder written by ``save_to_disk``; ``src_key``/``tgt_key`` name
+    the fields, dotted for nested ones (``translation.fr``). Rows pass through the same cleaning
+    and cache as any corpus."""
 
     def __init__(
         self,
@@ -295,7 +296,8 @@ class HuggingFaceCorpus:
             import datasets
         except ImportError:
             raise CorpusError(
-                "dataset=huggingface needs the datasets package: pip install 'seq2seq-nmt[huggingface]'"
+                "dataset=huggingface needs the datasets package: "
+                "pip install -e '.[huggingface]' (or pip install datasets)"
             ) from None
         try:
             if (local := self._local()) is not None:
