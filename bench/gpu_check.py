@@ -21,7 +21,6 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from collections import Counter
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -174,22 +173,12 @@ def overrides(args) -> int:
 
 
 def test_split(out: Path, overrides: list[str]) -> tuple[list[str], list[str]]:
-    """Sources and references of the test split (normalised, as training makes it); as
-    ``translate_bench.test_split``, for any data overrides."""
+    """Sources and references of the test split (normalised, as training makes it), for any
+    data overrides (``translate_bench.test_split``)."""
     from benchlib import compose
-    from hydra.utils import instantiate
+    from translate_bench import test_split as pairs_of
 
-    from seq2seq_nmt.data.preprocess import filter_pairs
-    from seq2seq_nmt.data.split import split_pairs
-
-    dm = instantiate(compose(out, *overrides).dataset)
-    s = dm.settings()
-    pairs = filter_pairs(dm.corpus.pairs(Counter()), s.normalization, s.langs,
-                         s.max_length, s.prefixes, Counter())  # fmt: skip
-    test = split_pairs(pairs, s.val_size, s.test_size, s.seed)[2]
-    dm.setup("test")
-    if [t for _, t in test] != list(dm.datasets["test"].refs):
-        raise SystemExit("error: this test split differs from the datamodule's")
+    test = pairs_of(compose(out, *overrides))
     return [src for src, _ in test], [ref for _, ref in test]
 
 
