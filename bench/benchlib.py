@@ -14,6 +14,7 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
 from seq2seq_nmt.data.vocab import PAD
+from seq2seq_nmt.precision import device_type
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,9 +49,8 @@ def compose(out_dir: Path, *overrides: str) -> DictConfig:
 
 
 def device_of(cfg: DictConfig) -> torch.device:
-    accelerator = str(cfg.trainer.accelerator)
-    cuda = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
-    return torch.device("cuda" if cuda else "cpu")
+    """Where the configured trainer runs (``seq2seq_nmt.precision.device_type``)."""
+    return torch.device(device_type(cfg.trainer.accelerator))
 
 
 def sync(device: torch.device) -> None:

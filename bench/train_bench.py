@@ -99,9 +99,13 @@ def lightning_rate(cfg, module, datamodule, steps: int, warmup: int, out_dir: Pa
     return meter.rate
 
 
-def autocast_dtype(cfg) -> torch.dtype | None:
-    """The autocast type of ``trainer.precision`` as the trainer resolves it (None: full)."""
-    precision = effective_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+def resolved_precision(cfg) -> str:
+    """``trainer.precision`` as the trainer resolves it for this machine."""
+    return effective_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast type of a resolved precision (None: no autocast)."""
     return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
 
 
@@ -114,10 +118,10 @@ def endless(loader) -> Iterator[dict]:
 def bare_rate(cfg, module, loader, steps: int, warmup: int) -> Rate:
     """(b) The same network, loss, optimizer, clipping and precision in a plain loop."""
     device, net = device_of(cfg), module.net
-    precision = effective_precision(cfg.trainer.precision, cfg.trainer.accelerator)
+    precision = resolved_precision(cfg)
     net.to(device, torch.bfloat16 if precision == "bf16-true" else None).train()
     optimizer, criterion = module.optimizer_factory(net.parameters()), module.criterion
-    clip, dtype = cfg.trainer.get("gradient_clip_val"), autocast_dtype(cfg)
+    clip, dtype = cfg.trainer.get("gradient_clip_val"), autocast_dtype(precision)
     scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
     rate, batches = Rate(), endless(loader)
     with PeakMemory(device) as peak:
@@ -192,7 +196,8 @@ def translate_rate(cfg, net, loader, tokenizer, beam: int) -> tuple[Rate, float]
     """(d) Decode the whole test split in its length-bucketed batches (under autocast for a
     ``*-mixed`` precision): sentences/s, output tokens/s (``pairs``/``tokens``), peak memory and
     BLEU."""
-    device, hyps, refs, rate, dtype = device_of(cfg), [], [], Rate(), autocast_dtype(cfg)
+    device, hyps, refs, rate = device_of(cfg), [], [], Rate()
+    dtype = autocast_dtype(resolved_precision(cfg))
     net.to(device).eval()
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
     with PeakMemory(device) as peak, autocast:

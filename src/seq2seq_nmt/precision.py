@@ -51,7 +51,7 @@ def _bf16_matmul_faster(n: int = 512, repeats: int = 5) -> bool:
 
 
 def device_type(accelerator: Any) -> str:
-    """``cuda`` or ``cpu``: where a trainer with ``accelerator`` will run."""
+    """``cuda``, ``mps`` or ``cpu``: where a trainer with ``accelerator`` will run."""
     name = str(accelerator)
     if name in ("gpu", "cuda") or (name == "auto" and torch.cuda.is_available()):
         return "cuda"

@@ -78,9 +78,6 @@ def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
     """``cfg.trainer`` instantiated with ``kwargs``, its precision resolved for the hardware
     (:func:`seq2seq_nmt.precision.trainer_precision`)."""
     settings = trainer_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.accelerator)
-    plugins = [*(kwargs.pop("plugins", None) or []), *settings.pop("plugins", [])]
-    if plugins:
-        settings["plugins"] = plugins
     return instantiate(cfg.trainer, **settings, **kwargs)
 
 
