@@ -1,54 +1,6 @@
-"""Train a translation model: ``python train.py [group=option ...] [key=value ...]``."""
+"""``python train.py ...`` in a checkout: the same command as ``nmt-train``."""
 
-import sys
-import time
-from contextlib import suppress
-from pathlib import Path
-
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.types import RunMode
-from omegaconf import DictConfig
-
-from seq2seq_nmt.config import ConfigError, validate
-from seq2seq_nmt.data.download import CorpusError
-from seq2seq_nmt.guards import (
-    DivergenceError,
-    ResumeError,
-    StorageError,
-    check_writable,
-    output_folders,
-)
-from seq2seq_nmt.runs import FAILED, record_outcome
-from seq2seq_nmt.training import train
-
-# Bad config, data, storage or checkpoint to resume, or a diverged run: one line, exit status 2.
-ERRORS = (ConfigError, CorpusError, StorageError, ResumeError, DivergenceError)
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    try:
-        try:
-            validate(cfg)  # before any data is read
-        except ConfigError as e:
-            with suppress(OSError):  # the run directory says why it has no results
-                record_outcome(Path(cfg.paths.output_dir), FAILED, time.monotonic(), error=str(e))
-            raise
-        check_writable(output_folders(cfg))
-        try:
-            return train(cfg).get("val/bleu")
-        except InstantiationException as e:  # a bad setting found while building the data
-            if isinstance(e.__cause__, ERRORS):
-                raise e.__cause__ from None
-            raise
-    except ERRORS as e:
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
-            raise  # the sweeper records a failed job and goes on with the others
-        print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
-
+from seq2seq_nmt.cli.train import main
 
 if __name__ == "__main__":
     main()

@@ -14,9 +14,11 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
 from seq2seq_nmt.data.vocab import PAD
-from seq2seq_nmt.precision import device_type
+from seq2seq_nmt.train.precision import device_type
 
 ROOT = Path(__file__).resolve().parents[1]
+# paths.data_dir of the benches: the real corpora beside the checkout unless NMT_DATA_DIR says
+os.environ.setdefault("NMT_DATA_DIR", str(ROOT.parent / "shared" / "data"))
 
 # The tutorial corpus with the article's prefix list and max_length=12, French -> English;
 # embedding 256, GRU 256, one layer; teacher forcing 0.5.
@@ -44,12 +46,12 @@ def compose(out_dir: Path, *overrides: str) -> DictConfig:
     replaces an earlier one (so the command line can change any of ``BENCH_DATA``)."""
     merged = {_key(o): o for o in (f"paths.root_dir={ROOT}", f"paths.output_dir={out_dir}")}
     merged |= {_key(o): o for o in overrides}
-    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+    with initialize_config_dir(str(ROOT / "src" / "seq2seq_nmt" / "conf"), version_base="1.3"):
         return hydra_compose("train", overrides=list(merged.values()))
 
 
 def device_of(cfg: DictConfig) -> torch.device:
-    """Where the configured trainer runs (``seq2seq_nmt.precision.device_type``)."""
+    """Where the configured trainer runs (``seq2seq_nmt.train.precision.device_type``)."""
     return torch.device(device_type(cfg.trainer.accelerator))
 
 

@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 
 from seq2seq_nmt.data.normalize import get_normalizer
 from seq2seq_nmt.metrics import corpus_bleu
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.translate.translator import Translator
 
 RESULTS = ROOT / "bench" / "results"
 

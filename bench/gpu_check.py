@@ -196,7 +196,7 @@ def translate(args) -> int:
     ``Translator.translate`` (after a warm-up) and its BLEU, then ``translate.py device=cuda``
     on the same files (its BLEU from stderr, and whether its output is the same)."""
     from seq2seq_nmt.metrics import corpus_bleu
-    from seq2seq_nmt.translator import Translator
+    from seq2seq_nmt.translate.translator import Translator
 
     out, ckpt = Path(args.out), best_checkpoint(Path(args.run))
     out.mkdir(parents=True, exist_ok=True)

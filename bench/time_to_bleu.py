@@ -23,8 +23,8 @@ import pytorch_lightning as pl
 from benchlib import BENCH_DATA, ROOT, compose, describe_machine
 from train_bench import translate_rate
 
-from seq2seq_nmt.training import build, train
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.train.run import build, train
+from seq2seq_nmt.translate.translator import Translator
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

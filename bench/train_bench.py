@@ -33,13 +33,13 @@ from benchlib import BENCH_DATA, PeakMemory, compose, describe_machine, device_o
 from torch import nn
 
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
-from seq2seq_nmt.guards import ModelCheckpoint
+from seq2seq_nmt.decoding.search import beam_search, greedy, output_limits
 from seq2seq_nmt.metrics import corpus_bleu
 from seq2seq_nmt.model.decoder import Memory
-from seq2seq_nmt.precision import effective_precision
-from seq2seq_nmt.search import beam_search, greedy, output_limits
-from seq2seq_nmt.training import build, instantiate_all, make_trainer
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.train.callbacks import ModelCheckpoint
+from seq2seq_nmt.train.precision import effective_precision
+from seq2seq_nmt.train.run import build, instantiate_all, make_trainer
+from seq2seq_nmt.translate.translator import Translator
 
 
 class Rate:

@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 from seq2seq_nmt.data.preprocess import filter_pairs
 from seq2seq_nmt.data.split import split_pairs
 from seq2seq_nmt.metrics import corpus_bleu
-from seq2seq_nmt.translator import PRECISIONS, Translator
+from seq2seq_nmt.translate.translator import PRECISIONS, Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP_SPEEDUP, KEEP_BLEU_DROP = 1.3, 0.3  # a precision worth keeping: this much faster, no worse

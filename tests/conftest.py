@@ -12,6 +12,9 @@ from helpers import SHARED_DATA, make_cfg
 # threads per process slow everything down by an order of magnitude when processes share cores.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
+# paths.data_dir of every composed config and train.py subprocess: the real corpora when present
+if SHARED_DATA.is_dir():
+    os.environ.setdefault("NMT_DATA_DIR", str(SHARED_DATA))
 
 
 @pytest.fixture
@@ -25,7 +28,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A run directory of a short training on the sample corpus (checkpoints/, tensorboard/)."""
-    from seq2seq_nmt.training import train
+    from seq2seq_nmt.train.run import train
 
     out = tmp_path_factory.mktemp("trained")
     train(make_cfg(out, "debug=fast", "trainer.max_epochs=8", "teacher_forcing_ratio=1.0"))

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 import seq2seq_nmt  # noqa: F401  (registers the resolvers the configs use)
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
+CONF = ROOT / "src" / "seq2seq_nmt" / "conf"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 

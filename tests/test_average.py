@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from helpers import ROOT
-from seq2seq_nmt.average import main
 from seq2seq_nmt.checkpoint import WEIGHTS_PREFIX
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.tools.average import main
+from seq2seq_nmt.translate.translator import Translator
 
 
 def load(path) -> dict:
@@ -19,7 +19,7 @@ def load(path) -> dict:
 
 
 def run_average(capsys, *args) -> int:
-    """``python -m seq2seq_nmt.average ARGS`` in this process: its exit status."""
+    """``python -m seq2seq_nmt.tools.average ARGS`` in this process: its exit status."""
     capsys.readouterr()
     try:
         main([str(a) for a in args])
@@ -84,7 +84,7 @@ def test_mismatched_vocabularies_are_refused_on_the_command_line(tmp_path, train
     other = mismatched(tmp_path, trained_ckpt, "tgt_tokenizer")
     out = tmp_path / "avg.ckpt"
     proc = subprocess.run(
-        [sys.executable, "-m", "seq2seq_nmt.average", str(trained_ckpt), str(other), "-o", str(out)],
+        [sys.executable, "-m", "seq2seq_nmt.tools.average", str(trained_ckpt), str(other), "-o", str(out)],
         cwd=ROOT, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 2 and proc.stdout == "" and not out.exists()

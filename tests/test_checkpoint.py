@@ -17,7 +17,7 @@ from seq2seq_nmt.checkpoint import (
     network_weights,
 )
 from seq2seq_nmt.model import Seq2Seq
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.translate.translator import Translator
 
 LINES = ["je suis fatigue .", "il est grand .", "nous sommes prets ."]
 

@@ -6,9 +6,9 @@ import torch
 
 from helpers import make_cfg
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
+from seq2seq_nmt.decoding.search import greedy, output_limits
 from seq2seq_nmt.model import ATTENTIONS, Seq2Seq
-from seq2seq_nmt.search import greedy, output_limits
-from seq2seq_nmt.training import train
+from seq2seq_nmt.train.run import train
 
 # inductor reorders float sums (fused kernels): equal to float32 rounding, not bit for bit
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}

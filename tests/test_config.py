@@ -71,8 +71,8 @@ def test_adam_is_fused_except_under_a_gradient_scaler(tmp_path, precision, fused
 def test_bf16_with_fused_adam_and_gradient_clipping_trains_on_cpu(tmp_path, monkeypatch):
     """bf16-mixed keeps the fused optimizer and clips (Lightning's own plugin refuses that); run
     in bf16 even where the CPU has no native bf16 (slow there, but it works)."""
-    from seq2seq_nmt import precision
-    from seq2seq_nmt.training import train
+    from seq2seq_nmt.train import precision
+    from seq2seq_nmt.train.run import train
 
     monkeypatch.setattr(precision, "native_bf16_cpu", lambda: True)
 

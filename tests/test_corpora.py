@@ -209,7 +209,7 @@ def test_malformed_lines_are_counted_and_reported(tmp_path, caplog):
 
 
 def train_losses(tmp_path, dataset: str, *overrides: str) -> list[float]:
-    from seq2seq_nmt.training import train
+    from seq2seq_nmt.train.run import train
 
     cfg = make_cfg(
         tmp_path, "debug=fast", f"dataset={dataset}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=csv",

@@ -9,10 +9,10 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from helpers import make_cfg
-from seq2seq_nmt.callbacks import EMA
 from seq2seq_nmt.checkpoint import WEIGHTS_PREFIX
-from seq2seq_nmt.training import train
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.train.callbacks import EMA
+from seq2seq_nmt.train.run import train
+from seq2seq_nmt.translate.translator import Translator
 
 Weights = dict[str, torch.Tensor]
 

@@ -9,10 +9,10 @@ from test_translate import translate
 from helpers import make_cfg
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import SOS
-from seq2seq_nmt.ensemble import Ensemble
-from seq2seq_nmt.search import beam_search, greedy_hypotheses, output_limits
-from seq2seq_nmt.training import train
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.decoding.ensemble import Ensemble
+from seq2seq_nmt.decoding.search import beam_search, greedy_hypotheses, output_limits
+from seq2seq_nmt.train.run import train
+from seq2seq_nmt.translate.translator import Translator
 
 
 @pytest.fixture(scope="module")

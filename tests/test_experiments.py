@@ -20,9 +20,9 @@ from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 from helpers import CONF, ROOT, make_cfg
 from hydra_plugins.nmt_optuna_sweeper.optuna_sweeper import OptunaSweeper, tell
 from seq2seq_nmt import __version__
-from seq2seq_nmt.guards import ResumeError
-from seq2seq_nmt.report import main as report_main
-from seq2seq_nmt.training import train
+from seq2seq_nmt.tools.report import main as report_main
+from seq2seq_nmt.train.errors import ResumeError
+from seq2seq_nmt.train.run import train
 
 TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "+trainer.limit_val_batches=2"]
 
@@ -96,7 +96,7 @@ def test_failed_and_valueless_trials_are_told_failed():
     ("preset", "expected"),
     [
         ("tutorial", {"dataset.max_length": 10, "dataset.prefixes": "tutorial", "optimizer.lr": 0.01,
-                      "optimizer._target_": "torch.optim.SGD", "loss._target_": "seq2seq_nmt.losses.NLLLoss",
+                      "optimizer._target_": "torch.optim.SGD", "loss._target_": "seq2seq_nmt.train.losses.NLLLoss",
                       "teacher_forcing_ratio": 0.5, "model.hidden_size": 256, "model.attention": "tutorial",
                       **ONE_PAIR_A_STEP}),
         ("article", {"dataset.max_length": 12, "dataset.prefixes": "article", "optimizer._target_":

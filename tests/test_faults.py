@@ -28,16 +28,11 @@ from seq2seq_nmt.data import cache as cache_mod
 from seq2seq_nmt.data.cache import CacheError, Settings, prepare
 from seq2seq_nmt.data.corpus import SAMPLE_PATH, EuroparlCorpus, TutorialCorpus
 from seq2seq_nmt.data.download import CorpusError, locate
-from seq2seq_nmt.guards import (
-    DivergenceError,
-    DivergenceGuard,
-    ResumeError,
-    StorageError,
-    check_writable,
-    verify_checkpoint,
-)
-from seq2seq_nmt.runs import write_json
-from seq2seq_nmt.training import train
+from seq2seq_nmt.train.callbacks import DivergenceGuard
+from seq2seq_nmt.train.checks import check_writable, verify_checkpoint
+from seq2seq_nmt.train.errors import DivergenceError, ResumeError, StorageError
+from seq2seq_nmt.train.records import write_json
+from seq2seq_nmt.train.run import train
 
 TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
 LIMITS = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv"]

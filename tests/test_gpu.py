@@ -15,9 +15,9 @@ from runif import RunIf
 from helpers import make_cfg, run_translate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import PAD
-from seq2seq_nmt.runs import read_json
-from seq2seq_nmt.training import build, train
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.train.records import read_json
+from seq2seq_nmt.train.run import build, train
+from seq2seq_nmt.translate.translator import Translator
 
 ON_CUDA = ("debug=fast", "trainer=gpu", "logger=csv")  # no TensorBoard figures: faster
 

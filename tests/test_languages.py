@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from helpers import ROOT, SHARED_DATA, make_cfg
+from helpers import CONF, ROOT, SHARED_DATA, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data.corpus import ParallelCorpus, TatoebaCorpus
 from seq2seq_nmt.data.io import CorpusError
@@ -194,7 +194,7 @@ def test_subword_settings_that_cannot_work_are_refused(tmp_path):
 @pytest.fixture(scope="module")
 def german_run(tmp_path_factory):
     """A short sentencepiece training on the German Tatoeba data: (run dir, best checkpoint)."""
-    from seq2seq_nmt.training import train
+    from seq2seq_nmt.train.run import train
 
     tmp = tmp_path_factory.mktemp("german")
     cfg = german_cfg(
@@ -240,11 +240,9 @@ def test_sentencepiece_checkpoint_translates_raw_text_alone_in_a_fresh_process(
     assert refused.returncode == 2 and refused.stderr.startswith("error: replace_unk=true needs")
 
 
-@pytest.mark.parametrize(
-    "option", sorted(p.stem for p in (ROOT / "conf" / "tokenizer").glob("*.yaml"))
-)
+@pytest.mark.parametrize("option", sorted(p.stem for p in (CONF / "tokenizer").glob("*.yaml")))
 def test_every_tokenizer_option_trains_round_trips_and_is_registered(option):
-    cfg = OmegaConf.load(ROOT / "conf" / "tokenizer" / f"{option}.yaml")
+    cfg = OmegaConf.load(CONF / "tokenizer" / f"{option}.yaml")
     if "seed" in cfg:
         cfg.seed = 0  # ${seed} of train.yaml
     trainer = instantiate(cfg)

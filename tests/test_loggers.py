@@ -13,8 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from helpers import ROOT, make_cfg
 from seq2seq_nmt.config import ConfigError
-from seq2seq_nmt.loggers import CSVLogger, check_available
-from seq2seq_nmt.training import train
+from seq2seq_nmt.train.loggers import CSVLogger, check_available
+from seq2seq_nmt.train.run import train
 
 TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
 LIMITS = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "test=false"]

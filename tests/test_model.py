@@ -5,10 +5,10 @@ import torch
 
 from helpers import make_cfg
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
-from seq2seq_nmt.losses import NLLLoss
+from seq2seq_nmt.decoding.search import beam_search, greedy, greedy_hypotheses, output_limits
 from seq2seq_nmt.model import ATTENTIONS, RNNS, Seq2Seq, SourceTooLongError
 from seq2seq_nmt.model.attention import Attention, register
-from seq2seq_nmt.search import beam_search, greedy, greedy_hypotheses, output_limits
+from seq2seq_nmt.train.losses import NLLLoss
 
 
 def make(attention="bahdanau", **kw) -> Seq2Seq:

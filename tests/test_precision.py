@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from helpers import make_cfg
-from seq2seq_nmt import precision
-from seq2seq_nmt.precision import Bf16Mixed, effective_precision, has_native_bf16
-from seq2seq_nmt.training import make_trainer
+from seq2seq_nmt.train import precision
+from seq2seq_nmt.train.precision import Bf16Mixed, effective_precision, has_native_bf16
+from seq2seq_nmt.train.run import make_trainer
 
 ZEN3 = "processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n"  # AVX2 only
 XEON = "processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
@@ -29,7 +29,7 @@ def test_native_bf16_is_read_off_the_cpu_flags(cpuinfo, native):
 @pytest.mark.parametrize("asked", ["bf16-mixed", "bf16-true"])
 def test_bf16_falls_back_to_fp32_with_a_warning_on_a_cpu_without_it(monkeypatch, caplog, asked):
     monkeypatch.setattr(precision, "native_bf16_cpu", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="seq2seq_nmt.precision"):
+    with caplog.at_level(logging.WARNING, logger="seq2seq_nmt.train.precision"):
         assert effective_precision(asked, "cpu") == "32-true"
     (record,) = caplog.records
     assert f"trainer.precision={asked}" in record.getMessage() and "\n" not in record.getMessage()

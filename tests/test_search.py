@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from seq2seq_nmt import search
 from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
+from seq2seq_nmt.decoding import search
+from seq2seq_nmt.decoding.search import beam_search, greedy, length_penalty, output_limits
 from seq2seq_nmt.model import Seq2Seq
-from seq2seq_nmt.search import beam_search, greedy, length_penalty, output_limits
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.translate.translator import Translator
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,11 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from seq2seq_nmt import search
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
-from seq2seq_nmt.ensemble import Ensemble
+from seq2seq_nmt.decoding import search
+from seq2seq_nmt.decoding.ensemble import Ensemble
+from seq2seq_nmt.decoding.search import beam_search, greedy, greedy_hypotheses, length_penalty
 from seq2seq_nmt.model import Seq2Seq
-from seq2seq_nmt.search import beam_search, greedy, greedy_hypotheses, length_penalty
 
 # calls that wait for the device (on CUDA) or branch on a tensor's value in Python
 SYNCS = (

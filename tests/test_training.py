@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers import ROOT, make_cfg, run_translate
-from seq2seq_nmt.training import build, instantiate_all
-from seq2seq_nmt.translator import Translator
+from seq2seq_nmt.train.run import build, instantiate_all
+from seq2seq_nmt.translate.translator import Translator
 
 
 class LossHistory(pl.Callback):

@@ -12,14 +12,14 @@ import sacrebleu
 import torch
 
 from helpers import ROOT, make_cfg, run_translate
-from seq2seq_nmt.cli import run
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.normalize import normalize_tutorial
 from seq2seq_nmt.data.tokenizer import WordTokenizer
 from seq2seq_nmt.data.vocab import EOS, UNK, Vocab
+from seq2seq_nmt.decoding.search import Hypothesis
 from seq2seq_nmt.model import Seq2Seq
-from seq2seq_nmt.search import Hypothesis
-from seq2seq_nmt.translator import Translation, Translator
+from seq2seq_nmt.translate.command import run
+from seq2seq_nmt.translate.translator import Translation, Translator
 
 
 class Terminal(io.StringIO):
@@ -216,7 +216,7 @@ def test_bad_input_gives_one_line_and_status_2(tmp_path, trained_ckpt, capsys, o
 @pytest.fixture(scope="module")
 def tutorial_ckpt(tmp_path_factory) -> Path:
     """A checkpoint of the tutorial's position attention (max_length 10), trained one epoch."""
-    from seq2seq_nmt.training import train
+    from seq2seq_nmt.train.run import train
 
     out = tmp_path_factory.mktemp("tutorial")
     train(make_cfg(out, "debug=fast", "model=tutorial", "trainer.max_epochs=1", "test=false"))

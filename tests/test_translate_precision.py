@@ -13,9 +13,9 @@ from torch.ao.nn.quantized import dynamic as quantized
 from helpers import run_translate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import SOS
+from seq2seq_nmt.decoding.search import greedy, output_limits
 from seq2seq_nmt.model import Seq2Seq
-from seq2seq_nmt.search import greedy, output_limits
-from seq2seq_nmt.translator import Translator, with_precision
+from seq2seq_nmt.translate.translator import Translator, with_precision
 
 SAME = 0.8  # at least this share of the lines translate exactly as in fp32
 

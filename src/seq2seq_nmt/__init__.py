@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from . import resolvers  # noqa: E402
+from seq2seq_nmt import resolvers  # noqa: E402
 
 resolvers.register()

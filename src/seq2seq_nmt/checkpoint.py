@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from . import __version__
-from .data.tokenizer import Tokenizer
-from .model import Seq2Seq
+from seq2seq_nmt import __version__
+from seq2seq_nmt.data.tokenizer import Tokenizer
+from seq2seq_nmt.model import Seq2Seq
 
 CHECKPOINT_KEY = "nmt"  # where a checkpoint keeps the payload
 FORMAT = 2  # the payload layout this version writes

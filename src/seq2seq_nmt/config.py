@@ -13,11 +13,11 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from sacrebleu.metrics import BLEU
 
-from .data.datamodule import SAMPLING
-from .data.normalize import NORMALIZERS
-from .data.preprocess import PREFIX_LISTS, english_side
-from .model import ATTENTIONS, RNNS
-from .module import TEACHER_FORCING_MODES
+from seq2seq_nmt.data.datamodule import SAMPLING
+from seq2seq_nmt.data.normalize import NORMALIZERS
+from seq2seq_nmt.data.preprocess import PREFIX_LISTS, english_side
+from seq2seq_nmt.model import ATTENTIONS, RNNS
+from seq2seq_nmt.train.lightning_module import TEACHER_FORCING_MODES
 
 _ABSENT = object()
 

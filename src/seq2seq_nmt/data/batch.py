@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from .vocab import PAD, SOS
+from seq2seq_nmt.data.vocab import PAD, SOS
 
 
 def collate(items: list[tuple[np.ndarray, np.ndarray, str | None]]) -> dict[str, Any]:

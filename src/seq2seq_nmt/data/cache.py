@@ -31,12 +31,12 @@ import torch
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
-from .io import CorpusError, atomic_write, unwritable
-from .preprocess import clean_pairs
-from .split import SPLIT_NAMES as SPLITS
-from .split import TEST, TRAIN, VAL, assign_splits, overlap, sentence_key
-from .tokenizer import Tokenizer, Words, from_dict
-from .vocab import UNK
+from seq2seq_nmt.data.io import CorpusError, atomic_write, unwritable
+from seq2seq_nmt.data.preprocess import clean_pairs
+from seq2seq_nmt.data.split import SPLIT_NAMES as SPLITS
+from seq2seq_nmt.data.split import TEST, TRAIN, VAL, assign_splits, overlap, sentence_key
+from seq2seq_nmt.data.tokenizer import Tokenizer, Words, from_dict
+from seq2seq_nmt.data.vocab import UNK
 
 log = logging.getLogger(__name__)
 

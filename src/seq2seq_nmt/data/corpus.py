@@ -9,10 +9,10 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from .download import CorpusError, locate
-from .io import open_binary
+from seq2seq_nmt.data.download import CorpusError, locate
+from seq2seq_nmt.data.io import open_binary
 
-SAMPLE_PATH = Path(__file__).parent / "sample" / "eng-fra.txt"
+SAMPLE_PATH = Path(__file__).parents[1] / "assets" / "eng-fra.txt"
 ENGLISH = "en"
 # ISO 639-3 codes of the Tatoeba/manythings.org file names (``deu-eng.txt``), by ISO 639-1 code
 TATOEBA_CODES = {

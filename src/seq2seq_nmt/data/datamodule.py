@@ -8,12 +8,12 @@ import numpy as np
 import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
-from .batch import collate
-from .cache import Ragged, Settings, prepare
-from .io import CorpusError
-from .preprocess import english_side, per_side, report, resolve_prefixes
-from .sampler import BucketBatchSampler
-from .tokenizer import Tokenizer, Words
+from seq2seq_nmt.data.batch import collate
+from seq2seq_nmt.data.cache import Ragged, Settings, prepare
+from seq2seq_nmt.data.io import CorpusError
+from seq2seq_nmt.data.preprocess import english_side, per_side, report, resolve_prefixes
+from seq2seq_nmt.data.sampler import BucketBatchSampler
+from seq2seq_nmt.data.tokenizer import Tokenizer, Words
 
 log = logging.getLogger(__name__)
 SAMPLING = ("bucket", "replacement")

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 from filelock import FileLock
 from tqdm import tqdm
 
-from .io import CorpusError, atomic_write, unwritable
+from seq2seq_nmt.data.io import CorpusError, atomic_write, unwritable
 
 log = logging.getLogger(__name__)
 

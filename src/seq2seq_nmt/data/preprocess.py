@@ -5,7 +5,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .normalize import get_normalizer, normalize_tutorial
+from seq2seq_nmt.data.normalize import get_normalizer, normalize_tutorial
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Bilingual template grammar behind the bundled French-English sample corpus.
 
-``python -m seq2seq_nmt.data.sample_grammar [OUTPUT]`` regenerates ``sample/eng-fra.txt``.
+``python -m seq2seq_nmt.data.sample_grammar [OUTPUT]`` regenerates ``assets/eng-fra.txt``.
 """
 
 import random
@@ -11,10 +11,10 @@ from itertools import product
 from pathlib import Path
 from typing import NamedTuple
 
-from .normalize import normalize_tutorial
+from seq2seq_nmt.data.normalize import normalize_tutorial
 
 Pair = tuple[str, str]
-DEFAULT_PATH = Path(__file__).parent / "sample" / "eng-fra.txt"
+DEFAULT_PATH = Path(__file__).parents[1] / "assets" / "eng-fra.txt"
 MAX_WORDS = 9  # normalised words per side, punctuation included: what max_length=10 keeps
 FR_VOWELS = tuple("aeiouyàâéèêîôœh")  # the only French h-word here, "homme", elides
 ELIDABLE = {"je", "ne", "le", "la", "de", "que", "ce"}

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .vocab import EOS, PAD, SOS, SPECIALS, UNK, Vocab
+from seq2seq_nmt.data.vocab import EOS, PAD, SOS, SPECIALS, UNK, Vocab
 
 log = logging.getLogger(__name__)
 Lines = Callable[[], Iterator[str]]  # a fresh pass over one side's training sentences

@@ -1,5 +1,5 @@
-from .attention import ATTENTIONS
-from .encoder import RNNS
-from .seq2seq import Seq2Seq, SourceTooLongError
+from seq2seq_nmt.model.attention import ATTENTIONS
+from seq2seq_nmt.model.encoder import RNNS
+from seq2seq_nmt.model.seq2seq import Seq2Seq, SourceTooLongError
 
 __all__ = ["ATTENTIONS", "RNNS", "Seq2Seq", "SourceTooLongError"]

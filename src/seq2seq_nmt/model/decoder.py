@@ -5,9 +5,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..data.vocab import PAD
-from .attention import Attention
-from .encoder import RNNS, Hidden, map_hidden
+from seq2seq_nmt.data.vocab import PAD
+from seq2seq_nmt.model.attention import Attention
+from seq2seq_nmt.model.encoder import RNNS, Hidden, map_hidden
 
 
 @dataclass

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from ..data.vocab import PAD
+from seq2seq_nmt.data.vocab import PAD
 
 # The cells ``model.cell`` names (and the config check allows): a class with nn.GRU's
 # constructor, taking and returning a tensor state, or nn.LSTM's, with an (h, c) tuple state.

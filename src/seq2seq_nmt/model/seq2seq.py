@@ -5,10 +5,10 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from ..data.vocab import PAD
-from .attention import ATTENTIONS, AttentionSpec
-from .decoder import Decoder, Memory
-from .encoder import Encoder, Hidden, map_hidden
+from seq2seq_nmt.data.vocab import PAD
+from seq2seq_nmt.model.attention import ATTENTIONS, AttentionSpec
+from seq2seq_nmt.model.decoder import Decoder, Memory
+from seq2seq_nmt.model.encoder import Encoder, Hidden, map_hidden
 
 __all__ = ["ATTENTIONS", "Seq2Seq", "SourceTooLongError"]
 

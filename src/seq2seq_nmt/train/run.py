@@ -1,0 +1,203 @@
+"""Compose data, model, module, callbacks, loggers and trainer from a Hydra config, then fit/test."""
+
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
+
+from seq2seq_nmt.config import ConfigError
+from seq2seq_nmt.train.errors import DivergenceError, ResumeError
+from seq2seq_nmt.train.lightning_module import TranslationModule
+from seq2seq_nmt.train.loggers import check_available
+from seq2seq_nmt.train.precision import trainer_precision
+from seq2seq_nmt.train.records import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
+    record_outcome,
+    record_provenance,
+)
+from seq2seq_nmt.train.resume import checked_resume
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointNotFoundError(ResumeError, FileNotFoundError):
+    """``ckpt_path`` names no file: a ResumeError (one line and exit status 2 from ``train.py``,
+    like every other checkpoint that cannot be resumed from) that is also a FileNotFoundError."""
+
+
+def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, TranslationModule]:
+    """The datamodule (set up, tokenizers trained) and the module it feeds."""
+    datamodule = instantiate(cfg.dataset)
+    datamodule.setup("fit")
+    sizes = {
+        "src_vocab_size": len(datamodule.src_tokenizer),
+        "tgt_vocab_size": len(datamodule.tgt_tokenizer),
+    }
+    net_config = {k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items()}
+    net_config.pop("_target_")
+    net_config.pop("compile", None)  # how the model runs, not what it is: not in checkpoints
+    module = TranslationModule(
+        net=instantiate(cfg.model, **sizes),
+        net_config=net_config | sizes,
+        src_tokenizer=datamodule.src_tokenizer,
+        tgt_tokenizer=datamodule.tgt_tokenizer,
+        data_config=datamodule.data_config(),
+        optimizer=instantiate(cfg.optimizer),
+        loss=instantiate(cfg.loss),
+        teacher_forcing_ratio=cfg.teacher_forcing_ratio,
+        teacher_forcing_mode=cfg.get("teacher_forcing_mode", "step"),
+        scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
+        bleu_tokenize=cfg.get("metrics", {}).get("tokenize", "13a"),
+    )
+    return datamodule, module
+
+
+def split_metrics(report: dict) -> dict[str, float]:
+    """``data/<split>_<side>_in_train_pct``: how much of val/test also occurs in training."""
+    return {
+        f"data/{name}_{key}": value
+        for name, shares in report.get("overlap", {}).items()
+        for key, value in shares.items()
+    }
+
+
+def instantiate_all(group: DictConfig | None) -> list:
+    """Instantiate every ``_target_`` entry of a callbacks/logger group."""
+    return [instantiate(c) for c in (group or {}).values() if c and "_target_" in c]
+
+
+def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
+    """``cfg.trainer`` instantiated with ``kwargs``, its precision resolved for the hardware
+    (:func:`seq2seq_nmt.train.precision.trainer_precision`)."""
+    settings = trainer_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.accelerator)
+    return instantiate(cfg.trainer, **settings, **kwargs)
+
+
+def resume_path(ckpt_path: str | None, trainer: pl.Trainer) -> str | None:
+    """``ckpt_path`` checked: ``last`` is this run's ``checkpoints/last.ckpt`` (none yet: start
+    afresh, so ``ckpt_path=last`` can be set before the first attempt); a path must exist."""
+    if not ckpt_path:
+        return None
+    if ckpt_path == "last":
+        ckpt = trainer.checkpoint_callback
+        where = Path(ckpt.dirpath) if ckpt is not None and ckpt.dirpath else None
+        if where is not None and (where / "last.ckpt").is_file():
+            return str(where / "last.ckpt")
+        hint = "to resume a run, pass hydra.run.dir=<its directory> ckpt_path=last"
+        log.warning("ckpt_path=last: no last.ckpt in %s, training from scratch (%s)", where, hint)
+        return None
+    if not Path(ckpt_path).is_file():
+        raise CheckpointNotFoundError(f"ckpt_path={ckpt_path}: checkpoint not found")
+    return str(ckpt_path)
+
+
+def hyperparameters(cfg: DictConfig) -> dict:
+    """The settings that make a run (no paths, loggers or callbacks), for TensorBoard's HPARAMS."""
+    params = OmegaConf.to_container(cfg, resolve=True)
+    return {k: v for k, v in params.items() if k not in ("paths", "logger", "callbacks")}
+
+
+def log_hyperparameters(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str, float]) -> None:
+    """Hyperparameters with the final metrics (``hp/*``), so runs compare side by side: in
+    TensorBoard's HPARAMS; the trackers (MLflow, W&B) got the parameters at the start
+    (:func:`log_parameters`) and get the ``hp/*`` metrics here."""
+    final = {f"hp/{k.replace('/', '_')}": v for k, v in metrics.items() if k.endswith("bleu")}
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hyperparameters(cfg), final)
+        elif final and not isinstance(logger, CSVLogger):
+            logger.log_metrics(final, step=trainer.global_step)
+        logger.save()
+
+
+def log_parameters(trainer: pl.Trainer, cfg: DictConfig) -> None:
+    """The run's settings to every logger but TensorBoard (whose HPARAMS need the final metrics
+    and are written at the end), before training: a run that fails still shows its parameters."""
+    for logger in trainer.loggers:
+        if not isinstance(logger, TensorBoardLogger):
+            logger.log_hyperparams(hyperparameters(cfg))
+
+
+def without_validation(cfg: DictConfig, callbacks: list) -> tuple[list, dict]:
+    """Callbacks and trainer settings for an empty validation split: no early stopping, no
+    best-by-val/bleu checkpoints (last.ckpt only), no validation loop; a scheduler is refused."""
+    if cfg.get("scheduler"):
+        raise ConfigError("the validation split is empty: the scheduler needs val/bleu")
+    log.warning(
+        "the validation split is empty (dataset.val_size=%s): validation skipped, "
+        "no early stopping, checkpoints keep last.ckpt only", cfg.dataset.val_size,
+    )  # fmt: skip
+    for cb in callbacks:
+        if isinstance(cb, ModelCheckpoint) and cb.monitor:
+            cb.save_top_k = 0
+    return [cb for cb in callbacks if not isinstance(cb, EarlyStopping)], {"limit_val_batches": 0}
+
+
+def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, float]]:
+    """Build, fit (or resume), test the best checkpoint; the trainer and final metrics.
+
+    An empty validation split skips validation, an empty test split the test (warnings)."""
+    check_available(cfg.get("logger"))  # before the data is prepared
+    datamodule, module = build(cfg)
+    callbacks, settings = instantiate_all(cfg.get("callbacks")), {}
+    if not len(datamodule.datasets["val"]):
+        callbacks, settings = without_validation(cfg, callbacks)
+    trainer = make_trainer(
+        cfg, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")), **settings
+    )
+    last = cfg.get("ckpt_path") == "last"
+    ckpt_path = checked_resume(resume_path(cfg.get("ckpt_path"), trainer), module, last)
+    record_provenance(run_dir, datamodule, Path(cfg.paths.root_dir), ckpt_path)
+    log_parameters(trainer, cfg)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+    metrics |= split_metrics(datamodule.split_report)
+    ckpt = trainer.checkpoint_callback
+    if ckpt is not None and ckpt.best_model_score is not None:
+        metrics["val/bleu"] = float(ckpt.best_model_score)
+        log.info("best checkpoint: %s (val/bleu %.2f)", ckpt.best_model_path, metrics["val/bleu"])
+    test = cfg.get("test") and not trainer.interrupted
+    if test and not len(datamodule.datasets["test"]):
+        log.warning(
+            "the test split is empty (dataset.test_size=%s): testing skipped", cfg.dataset.test_size
+        )
+    elif test:
+        best = "best" if ckpt is not None and ckpt.best_model_path else None
+        metrics |= {
+            k: float(v) for k, v in trainer.test(module, datamodule, ckpt_path=best)[0].items()
+        }
+    log_hyperparameters(trainer, cfg, metrics)
+    return trainer, metrics
+
+
+def train(cfg: DictConfig) -> dict[str, float]:
+    """Train (or resume) and test; return the final metrics, ``val/bleu`` being the best one.
+
+    The run directory gets ``run.json`` (provenance) and ``metrics.json`` (outcome and status).
+    """
+    started, run_dir = time.monotonic(), Path(cfg.paths.output_dir)
+    record_outcome(run_dir, RUNNING, started)
+    pl.seed_everything(cfg.seed, workers=True)
+    try:
+        trainer, metrics = fit_and_test(cfg, run_dir)
+    except BaseException as e:  # Lightning turns Ctrl-C into SystemExit after its shutdown
+        status = INTERRUPTED if isinstance(e, KeyboardInterrupt | SystemExit) else FAILED
+        status = DIVERGED if isinstance(e, DivergenceError) else status
+        record_outcome(run_dir, status, started, error=f"{type(e).__name__}: {e}")
+        raise
+    ckpt = trainer.checkpoint_callback
+    record_outcome(
+        run_dir, INTERRUPTED if trainer.interrupted else COMPLETED, started,
+        steps=trainer.global_step, epochs=trainer.current_epoch,
+        best_checkpoint=ckpt.best_model_path if ckpt is not None else None, metrics=metrics,
+    )  # fmt: skip
+    return metrics
