@@ -111,9 +111,7 @@ def _count(text: str) -> int:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """The command line; a bad or mismatched checkpoint gives one line and exit status 2."""
-    parser = argparse.ArgumentParser(
-        prog="nmt-average", description=__doc__.splitlines()[0]
-    )
+    parser = argparse.ArgumentParser(prog="nmt-average", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", type=Path, help="checkpoints and/or run directories")
     pick = parser.add_mutually_exclusive_group()
     pick.add_argument("--best", type=_count, metavar="N", help=f"the N with the highest {SCORE}")

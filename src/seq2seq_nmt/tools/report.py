@@ -169,9 +169,7 @@ def read_optuna(sweep_dir: Path) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="nmt-report", description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog="nmt-report", description=__doc__.split("\n")[0])
     parser.add_argument(
         "sweep_dir", type=Path, help="a multirun directory, e.g. multirun/<date>/<time>"
     )
