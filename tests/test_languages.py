@@ -19,7 +19,7 @@ from helpers import CONF, ROOT, SHARED_DATA, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data.corpus import ParallelCorpus, TatoebaCorpus
 from seq2seq_nmt.data.io import CorpusError
-from seq2seq_nmt.data.normalize import normalize_unicode
+from seq2seq_nmt.data.normalize import NORMALIZERS, normalize_unicode
 from seq2seq_nmt.data.tokenizer import TOKENIZERS, SentencePiece, from_dict
 
 GERMAN = SHARED_DATA / "tatoeba" / "deu-eng.txt"
@@ -249,6 +249,10 @@ def test_every_tokenizer_option_trains_round_trips_and_is_registered(option):
     src_lines = [normalize_unicode(s) for s in LINES] * 3
     tgt_lines = ["The street is wide.", "We are tired."] * 3
     src, tgt = trainer.train(lambda: iter(src_lines), lambda: iter(tgt_lines), (1, 1), (None, None))
+    assert trainer.settings()["kind"] == trainer.kind
+    assert (trainer.normalization is None or trainer.normalization in NORMALIZERS) and isinstance(
+        trainer.subwords, bool
+    )  # the TokenizerTrainer protocol's attributes, read without getattr defaults
     for tok, line in ((src, src_lines[0]), (tgt, tgt_lines[1])):
         assert TOKENIZERS[tok.kind] is type(tok)
         ids = tok.encode_batch([line])[0]

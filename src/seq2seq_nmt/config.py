@@ -161,7 +161,7 @@ def check_combinations(cfg: DictConfig) -> None:
         except ValueError as e:
             raise ConfigError(str(e)) from None
     target = OmegaConf.select(cfg, "tokenizer._target_")
-    subwords = target is not None and getattr(get_class(target), "subwords", False)
+    subwords = target is not None and get_class(target).subwords
     if subwords and OmegaConf.select(cfg, "model.attention") == "tutorial":
         raise ConfigError(
             "model.attention=tutorial attends over max_length word positions; "

@@ -10,10 +10,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.cache import Ragged, Settings, prepare
+from seq2seq_nmt.data.corpus import Corpus, check_corpus
 from seq2seq_nmt.data.io import CorpusError
 from seq2seq_nmt.data.preprocess import english_side, per_side, report, resolve_prefixes
 from seq2seq_nmt.data.sampler import BucketBatchSampler
-from seq2seq_nmt.data.tokenizer import Tokenizer, Words
+from seq2seq_nmt.data.tokenizer import Tokenizer, TokenizerTrainer, Words
 
 log = logging.getLogger(__name__)
 SAMPLING = ("bucket", "replacement")
@@ -90,7 +91,7 @@ class TranslationDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        corpus: Any,
+        corpus: Corpus,
         normalization: str = "tutorial",
         src_lang: str = "fr",
         tgt_lang: str = "en",
@@ -105,10 +106,10 @@ class TranslationDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | Path | None = None,
-        val_corpus: Any = None,
-        test_corpus: Any = None,
+        val_corpus: Corpus | None = None,
+        test_corpus: Corpus | None = None,
         sampling: str = "bucket",
-        tokenizer: Any = None,
+        tokenizer: TokenizerTrainer | None = None,
         pair: str | None = None,
     ):
         """``src_lang``/``tgt_lang``: the language codes of the direction (the corpus reads them).
@@ -122,10 +123,11 @@ class TranslationDataModule(pl.LightningDataModule):
         instead of a slice of ``corpus``. ``sampling``: ``bucket`` (each training pair once an
         epoch) or ``replacement`` (pairs drawn with replacement, as the tutorial's loop does)."""
         super().__init__()
-        self.tokenizer = tokenizer or Words()
-        self.normalization = getattr(self.tokenizer, "normalization", None) or normalization
+        self.tokenizer: TokenizerTrainer = tokenizer or Words()
+        self.normalization = self.tokenizer.normalization or normalization
         self.corpus, self.langs = corpus, (src_lang, tgt_lang)
-        if tuple(getattr(corpus, "langs", self.langs)) != self.langs:
+        check_corpus(corpus)
+        if tuple(corpus.langs) != self.langs:
             raise CorpusError(
                 f"the corpus reads {'-'.join(corpus.langs)}, but dataset.src_lang/tgt_lang are "
                 f"{src_lang}-{tgt_lang}"

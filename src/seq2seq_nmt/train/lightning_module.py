@@ -11,7 +11,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
 
 from seq2seq_nmt.checkpoint import make_payload, write_payload
-from seq2seq_nmt.data.tokenizer import Tokenizer
+from seq2seq_nmt.data.tokenizer import Tokenizer, labelled_positions
 from seq2seq_nmt.data.vocab import PAD
 from seq2seq_nmt.decoding.search import greedy, output_limits
 from seq2seq_nmt.metrics import corpus_bleu, gather_strings
@@ -130,9 +130,9 @@ class TranslationModule(pl.LightningModule):
         if (board := self._board()) is None:
             return
         for i in range(min(self.num_samples, hyps.size(0))):
-            src = self.src_tokenizer.pieces(batch["src"][i].tolist()) + ["<eos>"]
-            out = (self.tgt_tokenizer.pieces(hyps[i].tolist()) + ["<eos>"])[: attn.size(1)]
-            weights = attn[i, : len(out), : len(src)].float().cpu().numpy()
+            _, src = labelled_positions(self.src_tokenizer, batch["src"][i].tolist(), eos=True)
+            rows, out = labelled_positions(self.tgt_tokenizer, hyps[i].tolist(), eos=True)
+            weights = attn[i, rows, : len(src)].float().cpu().numpy()
             fig = attention_figure(src, out, weights)
             board.add_figure(f"val/attention/{i}", fig, self.global_step)
 

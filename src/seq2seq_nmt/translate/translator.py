@@ -24,9 +24,9 @@ from seq2seq_nmt.checkpoint import (
 )
 from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.normalize import get_normalizer
-from seq2seq_nmt.data.tokenizer import Tokenizer
+from seq2seq_nmt.data.tokenizer import Tokenizer, labelled_positions
 from seq2seq_nmt.data.tokenizer import from_dict as tokenizer_from_dict
-from seq2seq_nmt.data.vocab import EOS, PAD, SOS, SPECIALS, UNK
+from seq2seq_nmt.data.vocab import EOS, SPECIALS, UNK
 from seq2seq_nmt.decoding.ensemble import Ensemble
 from seq2seq_nmt.decoding.search import Hypothesis, beam_search, greedy_hypotheses, output_limits
 from seq2seq_nmt.model import Seq2Seq
@@ -204,11 +204,7 @@ class Translator:
         if not tr.hypotheses:
             return [], torch.empty(0, len(tr.source) + 1)
         hyp = tr.hypotheses[rank]
-        rows = [
-            j for j, t in enumerate(hyp.tokens) if t not in (PAD, SOS, EOS) or (eos and t == EOS)
-        ]
-        pieces = self.tgt_tokenizer.pieces([hyp.tokens[j] for j in rows if hyp.tokens[j] != EOS])
-        pieces += [SPECIALS[EOS]] * (len(rows) - len(pieces))
+        rows, pieces = labelled_positions(self.tgt_tokenizer, hyp.tokens, eos)
         if replace_unk:
             src_pos = hyp.attn[rows, : len(tr.source)].argmax(-1).tolist()
             unk = SPECIALS[UNK]
