@@ -131,6 +131,9 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "callbacks.divergence_guard.max_loss": (or_null(_number), "a number or null"),
     "callbacks.divergence_guard.patience": (positive_int, "a positive integer"),
     "callbacks.divergence_guard.every_n_steps": (positive_int, "a positive integer"),
+    "callbacks.ema.decay": (lambda v: ratio(v) and v < 1, "a number in [0, 1)"),
+    "callbacks.ema.every_n_steps": (positive_int, "a positive integer"),
+    "callbacks.ema.start_step": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
 }
 
 

@@ -16,7 +16,7 @@ from seq2seq_nmt.data.preprocess import ENGLISH
 
 SAMPLE_PATH = Path(__file__).parents[1] / "assets" / "eng-fra.txt"
 # ISO 639-3 codes of the Tatoeba/manythings.org file names (``deu-eng.txt``), by ISO 639-1 code
-TATOEBA_CODES = {
+TATOEBA_CODES: dict[str, str] = {
     "ar": "ara", "cs": "ces", "de": "deu", "el": "ell", "es": "spa", "fi": "fin", "fr": "fra",
     "he": "heb", "hu": "hun", "it": "ita", "ja": "jpn", "ko": "kor", "nl": "nld", "pl": "pol",
     "pt": "por", "ru": "rus", "sv": "swe", "tr": "tur", "uk": "ukr", "zh": "cmn",

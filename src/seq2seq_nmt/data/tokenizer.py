@@ -202,8 +202,6 @@ class SentencePiece:
         normalization: str = "unicode",
         seed: int = 0,
     ):
-        if model_type not in ("bpe", "unigram"):
-            raise ValueError(f"tokenizer.model_type must be bpe or unigram, got {model_type!r}")
         self.vocab_size, self.model_type, self.joint = vocab_size, model_type, joint
         self.character_coverage, self.byte_fallback = character_coverage, byte_fallback
         self.max_sentences, self.normalization, self.seed = max_sentences, normalization, seed

@@ -46,17 +46,9 @@ class TranslationModule(pl.LightningModule):
         num_samples: int = 5,
         bleu_tokenize: str = "13a",
     ):
-        """``bleu_tokenize``: sacrebleu's tokenisation for BLEU (``13a``, ``intl``, ...)."""
+        """``bleu_tokenize``: sacrebleu's tokenisation for BLEU (``13a``, ``intl``, ...). The
+        values are checked where every config key is, in ``seq2seq_nmt.config``."""
         super().__init__()
-        if not 0.0 <= teacher_forcing_ratio <= 1.0:
-            raise ValueError(
-                f"teacher_forcing_ratio must be in [0, 1], got {teacher_forcing_ratio}"
-            )
-        if teacher_forcing_mode not in TEACHER_FORCING_MODES:
-            raise ValueError(
-                f"teacher_forcing_mode must be one of {TEACHER_FORCING_MODES}, "
-                f"got {teacher_forcing_mode!r}"
-            )
         self.per_sequence = teacher_forcing_mode == "sequence"
         self.net, self.net_config = net, net_config  # checkpoint.NET_ATTRIBUTE: "net.*" weights
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
