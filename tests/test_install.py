@@ -6,6 +6,7 @@ site-packages: no download, offline) and gets the project itself only from the w
 with ``--no-deps``; the checkout is on no path of the commands run."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -15,10 +16,11 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from packaging.version import Version
 
 from helpers import ROOT
 
-pytestmark = pytest.mark.slow
+FLOORS = ROOT / ".ci" / "floors.txt"  # the versions CI's second environment installs
 
 # A debug setting of the user's own, composed on top of the packaged debug=limit.
 USER_DEBUG = """# @package _global_
@@ -75,6 +77,7 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     return python.parent, env
 
 
+@pytest.mark.slow
 def test_the_import_comes_from_the_wheel(installed, tmp_path):
     bin_dir, env = installed
     where = run([bin_dir / "python", "-c", "import seq2seq_nmt; print(seq2seq_nmt.__file__)"],
@@ -83,6 +86,7 @@ def test_the_import_comes_from_the_wheel(installed, tmp_path):
     assert not Path(where.strip()).is_relative_to(ROOT)
 
 
+@pytest.mark.slow
 def test_installed_commands_train_translate_average_and_report(installed, tmp_path):
     """From an empty folder: nmt-train on the bundled sample with a model from the user's own
     config folder, nmt-translate with its checkpoint, nmt-average and nmt-report on its run."""
@@ -109,3 +113,16 @@ def test_installed_commands_train_translate_average_and_report(installed, tmp_pa
     report = run([bin_dir / "nmt-report", work / "sweep"], work, env).stdout
     assert "1 jobs" in report and "completed" in report, report
     assert sorted(p.name for p in work.iterdir()) == ["avg.ckpt", "sweep"]  # nothing else written
+
+
+def test_ci_tests_the_floor_of_every_dependency_pyproject_allows():
+    """Each ``>=`` floor of pyproject.toml (extras included, ruff aside) is pinned in .ci/floors.txt."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11 on, as in CI
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    deps = project["dependencies"] + [
+        d for extra in project["optional-dependencies"].values() for d in extra
+    ]
+    floors = dict(re.findall(r"^([\w.-]+)>=([\w.]+)", " ".join(deps).replace(" ", "\n"), re.M))
+    floors.pop("ruff")
+    pinned = dict(re.findall(r"^([\w.-]+)==([\w.]+)$", FLOORS.read_text(), re.M))
+    assert {k: Version(v) for k, v in pinned.items()} == {k: Version(v) for k, v in floors.items()}
