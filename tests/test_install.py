@@ -79,11 +79,16 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.mark.slow
 def test_the_import_comes_from_the_wheel(installed, tmp_path):
+    """The package, its configs and sample corpus, and the Optuna sweeper plugin."""
     bin_dir, env = installed
-    where = run([bin_dir / "python", "-c", "import seq2seq_nmt; print(seq2seq_nmt.__file__)"],
-                tmp_path, env).stdout  # fmt: skip
-    assert Path(where.strip()).is_relative_to(bin_dir.parent), where
-    assert not Path(where.strip()).is_relative_to(ROOT)
+    code = (
+        "import seq2seq_nmt, hydra_plugins.nmt_optuna_sweeper as s; from seq2seq_nmt.data import corpus; "
+        "print(seq2seq_nmt.__file__, s.__file__, corpus.SAMPLE_PATH)"
+    )
+    where = run([bin_dir / "python", "-c", code], tmp_path, env).stdout.split()
+    assert len(where) == 3 and Path(where[2]).is_file(), where
+    for path in map(Path, where):
+        assert path.is_relative_to(bin_dir.parent) and not path.is_relative_to(ROOT), path
 
 
 @pytest.mark.slow
