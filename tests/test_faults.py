@@ -455,3 +455,21 @@ def test_resume_with_another_learning_rate_applies_it_with_a_warning(two_epochs,
     metrics = train(make_cfg(run, *RESUME, "trainer.max_epochs=3", "ckpt_path=last", "optimizer.lr=0.01"))  # fmt: skip
     assert "resuming with optimizer.lr=0.01 (the checkpoint was trained with 0.001)" in caplog.text
     assert metrics["lr-Adam"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.tie_embeddings=true", "model.emb_size=32"], "tie_embeddings needs emb_size == hidden_size, got 32 and 64"),
+        (["model.input_feeding=true"], "input_feeding needs an attention queried after the RNN step"),
+        (["model.bidirectional=true", "model.hidden_size=33"], "a bidirectional encoder needs an even hidden_size, got 33"),
+        (["model=tutorial", "dataset.max_length=null"], "attention=tutorial needs max_length"),
+    ],
+)  # fmt: skip
+def test_model_settings_that_cannot_work_together_are_one_config_error(
+    tmp_path, overrides, message
+):
+    """Checked by model.seq2seq.check_settings, the one place: the config check calls it before
+    any data is read, the model when it is built."""
+    with pytest.raises(ConfigError, match=f"^model: {message}"):
+        validate(make_cfg(tmp_path, "debug=fast", *overrides))

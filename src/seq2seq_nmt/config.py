@@ -4,6 +4,7 @@
 A key absent from the composed config is skipped (an option of another config group, say).
 """
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ from seq2seq_nmt.data.datamodule import SAMPLING
 from seq2seq_nmt.data.normalize import NORMALIZERS
 from seq2seq_nmt.data.preprocess import PREFIX_LISTS, english_side
 from seq2seq_nmt.model import ATTENTIONS, RNNS
+from seq2seq_nmt.model.seq2seq import check_settings
 from seq2seq_nmt.train.lightning_module import TEACHER_FORCING_MODES
 
 _ABSENT = object()
@@ -163,6 +165,12 @@ def check_combinations(cfg: DictConfig) -> None:
             english_side((src, tgt))
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    if (model := OmegaConf.select(cfg, "model")) is not None and "_target_" in model:
+        keys = inspect.signature(check_settings).parameters
+        try:
+            check_settings(**{k: model[k] for k in keys if k in model})
+        except ValueError as e:
+            raise ConfigError(f"model: {e}") from None
     target = OmegaConf.select(cfg, "tokenizer._target_")
     subwords = target is not None and get_class(target).subwords
     if subwords and OmegaConf.select(cfg, "model.attention") == "tutorial":
