@@ -44,7 +44,7 @@ class Corpus(Protocol):
 def check_corpus(corpus: object) -> None:
     """A one-line CorpusError when ``corpus`` lacks a member of ``Corpus`` (an ``identity()``,
     say: without it its preprocessing could not be cached)."""
-    members = [*Corpus.__annotations__, "pairs", "describe", "identity"]
+    members = [*Corpus.__annotations__, *(m for m in vars(Corpus) if not m.startswith("_"))]
     if missing := [m for m in members if not hasattr(corpus, m)]:
         raise CorpusError(
             f"{type(corpus).__name__} is not a corpus: it has no {', '.join(missing)} "
