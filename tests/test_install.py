@@ -44,7 +44,9 @@ def run(cmd: list, cwd: Path, env: dict) -> subprocess.CompletedProcess:
 def build_wheel(out: Path) -> Path:
     """A wheel of a copy of the checkout's package files (nothing is built inside the checkout)."""
     src = out / "src-copy"
-    shutil.copytree(ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "src", src / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, src / name)
     cmd = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
