@@ -195,6 +195,7 @@ def translate(args) -> int:
     """The run's best checkpoint on the test split on cuda, greedy and beam: sentences/s of
     ``Translator.translate`` (after a warm-up) and its BLEU, then ``translate.py device=cuda``
     on the same files (its BLEU from stderr, and whether its output is the same)."""
+    from seq2seq_nmt.decoding.options import DecodingOptions
     from seq2seq_nmt.metrics import corpus_bleu
     from seq2seq_nmt.translate.translator import Translator
 
@@ -207,12 +208,13 @@ def translate(args) -> int:
     translator = Translator.from_checkpoint(ckpt, device="cuda")
     result = {"checkpoint": str(ckpt), "sentences": len(lines), "batch_size": args.batch_size}
     for beam in (1, args.beam):
-        key = "greedy" if beam == 1 else f"beam{beam}"
-        translator.translate(lines[: args.batch_size], beam_size=beam)  # warm-up
+        key, options = "greedy" if beam == 1 else f"beam{beam}", DecodingOptions(beam_size=beam)
+        translator.search(lines[: args.batch_size], options, args.batch_size)  # warm-up
         sync()
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        hyps = translator.translate(lines, beam_size=beam, batch_size=args.batch_size)
+        found = translator.search(lines, options, args.batch_size)
+        hyps = [translator.text(r) for r in found]
         sync()
         seconds = time.perf_counter() - start
         row = {
