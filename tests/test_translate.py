@@ -197,6 +197,8 @@ def test_checkpoint_with_pickled_objects_is_refused(tmp_path, trained_ckpt, caps
     ("overrides", "message"),
     [(["beam_size=2", "nbest=3"], "nbest must be an integer in [1, beam_size=2]"),
      (["beam_size=0"], "beam_size must be an integer >= 1"),
+     (["strategy=sample", "beam_size=3"], "beam_size=3 needs strategy=beam, not sample"),
+     (["top_p=0.9"], "top_p=0.9 needs strategy=sample"),
      (["input=missing.fr"], "input file not found"),
      (["text=bonjour", "reference=REF"], "1 input lines but 2 reference lines"),
      (["reference=REF"], "reference= needs text=, input= or piped standard input"),
