@@ -255,6 +255,7 @@ def test_every_tokenizer_option_trains_round_trips_and_is_registered(option):
         assert tok.decode(ids) == line and ids[-1] == 2
         again = from_dict(torch.load(_saved(tok.to_dict()), weights_only=True))
         assert again.encode_batch([line]) == [ids] and len(again) == len(tok)
+    assert all(cls.kind == kind and callable(cls.from_dict) for kind, cls in TOKENIZERS.items())
     assert from_dict({"index2word": ["<pad>", "<sos>", "<eos>", "<unk>", "a"]}).kind == "words"
     with pytest.raises(ValueError, match="unknown tokenizer kind 'bpe-dropout'"):
         from_dict({"kind": "bpe-dropout"})
