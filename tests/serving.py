@@ -1,6 +1,7 @@
 """Helpers of the serving tests: an ``nmt-serve`` process on a free port, and JSON over HTTP."""
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -67,3 +68,27 @@ def request(
             return r.status, json.loads(r.read() or b"null"), dict(r.headers)
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null"), dict(e.headers)
+
+
+def chromium_driver():
+    """Selenium driving Debian's headless ``chromium`` with its ``chromedriver``; None where
+    either (or selenium) is missing."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        return None
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    if not (browser and driver):
+        return None
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,900",
+    ):
+        options.add_argument(arg)
+    return webdriver.Chrome(options=options, service=Service(executable_path=driver))
