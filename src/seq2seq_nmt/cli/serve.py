@@ -6,6 +6,7 @@ import signal
 import sys
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from seq2seq_nmt.checkpoint import CheckpointError
@@ -26,6 +27,8 @@ def main(cfg: DictConfig) -> None:
     except ImportError as e:
         print(f"error: {e.name} is missing: pip install 'seq2seq-nmt[serve]'", file=sys.stderr)
         raise SystemExit(2) from None
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     try:
         models = load_models(cfg)
         app = create_app(

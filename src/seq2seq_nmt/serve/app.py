@@ -184,7 +184,7 @@ def create_app(
         },
         description="Decoding options at the top level of the body: " + ", ".join(OPTION_NAMES),
     )
-    async def translate(request: Request) -> dict:
+    async def translate(request: Request) -> JSONResponse:
         data = await read_body(request, limits.max_body_bytes)
         model, texts, options, attention = parse(data, models, limits)
         try:
@@ -193,10 +193,9 @@ def create_app(
             )
         except asyncio.TimeoutError:
             raise RequestError(503, f"not translated within {limits.timeout_s} s") from None
-        except ValueError as e:  # a decoding option the model cannot honour
-            raise RequestError(422, first_line(e, 300).removeprefix("ValueError: ")) from None
         tr = model.translator
-        return {"model": model.name, "translations": [to_json(tr, r, attention) for r in results]}
+        out = [to_json(tr, r, attention) for r in results]
+        return JSONResponse({"model": model.name, "translations": out})
 
     @app.get("/models")
     async def list_models() -> dict:
