@@ -16,6 +16,7 @@ the server would otherwise have. Linux only (the server's RSS comes from /proc).
 import argparse
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -171,16 +172,26 @@ def rss_growth(ckpt: Path, sentences: list[str], total: int) -> dict:
     return {"requests": total, "rss_1000_mib": after_1k, "rss_mib": after, "failed": failed}
 
 
-def ceiling(ckpt: Path, src: Path, n: int) -> dict:
-    """``nmt-translate ckpt=CKPT input=SRC``'s sentences/s, start-up included (greedy)."""
+def translate_file(ckpt: Path, src: Path) -> float:
+    """Seconds ``nmt-translate ckpt=CKPT input=SRC`` (greedy) takes, start-up included."""
     start = time.perf_counter()
     subprocess.run(
         [sys.executable, "-m", "seq2seq_nmt.cli.translate", f"ckpt={ckpt}", f"input={src}"],
         cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
-    wall = time.perf_counter() - start
-    print(f"nmt-translate input=FILE: {n} sentences in {wall:.2f} s, {n / wall:.1f} sent/s")
-    return {"sentences": n, "seconds": wall, "sentences_per_s": n / wall}
+    return time.perf_counter() - start
+
+
+def ceiling(ckpt: Path, src: Path, n: int) -> dict:
+    """``nmt-translate input=FILE``'s sentences/s, start-up included, and without its start-up
+    (the time it takes on an empty file)."""
+    empty = src.with_name("empty.txt")
+    empty.write_text("")
+    startup, wall = translate_file(ckpt, empty), translate_file(ckpt, src)
+    print(f"nmt-translate input=FILE: {n} sentences in {wall:.2f} s, {n / wall:.1f} sent/s; "
+          f"start-up {startup:.2f} s, {n / (wall - startup):.1f} sent/s without it")  # fmt: skip
+    return {"sentences": n, "seconds": wall, "sentences_per_s": n / wall,
+            "startup_s": startup, "decode_sentences_per_s": n / (wall - startup)}  # fmt: skip
 
 
 def screenshot(ckpt: Path, path: Path, sentence: str) -> None:
@@ -200,6 +211,8 @@ def screenshot(ckpt: Path, path: Path, sentence: str) -> None:
         driver.find_element(By.ID, "text").send_keys(sentence)
         driver.find_element(By.ID, "submit").click()
         wait.until(lambda d: d.find_element(By.ID, "result").is_displayed())
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(900, height + 140)  # the whole page (the window's frame aside)
         driver.save_screenshot(str(path))
         print(f"screenshot: {path}")
     finally:
@@ -217,11 +230,16 @@ def main() -> None:
     parser.add_argument("--rss-requests", type=int, default=10_000, help="0: skip the RSS check")
     parser.add_argument("--screenshot", type=Path, help="only save a screenshot of the page")
     parser.add_argument("--sentence", default="Nous ne sommes pas encore prêts à partir.")
+    parser.add_argument(
+        "--threads", type=int, help="OMP_NUM_THREADS of nmt-serve and nmt-translate"
+    )
     parser.add_argument("--server", nargs="*", default=[], help="nmt-serve overrides: threads=1")
     parser.add_argument("--only", choices=["load", "ceiling", "rss"], nargs="*")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     SERVER_OVERRIDES.extend(args.server)
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     ckpt = args.ckpt or train(args.out / "train", args.train_minutes)
     if args.screenshot:
@@ -234,7 +252,7 @@ def main() -> None:
     print(f"{len(sentences)} test sentences, checkpoint {ckpt}\n{machine}", flush=True)
     parts = set(args.only or ["load", "ceiling", "rss"])
     results = {"machine": machine, "checkpoint": str(ckpt), "seconds": args.seconds,
-               "server": args.server}  # fmt: skip
+               "threads": args.threads, "server": args.server}  # fmt: skip
     if "ceiling" in parts:
         results["ceiling"] = ceiling(ckpt, src, len(sentences))
     if "load" in parts:

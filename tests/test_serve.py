@@ -12,13 +12,14 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from helpers import ROOT, run_translate
+from helpers import ROOT, make_cfg
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 
 pytest.importorskip("fastapi", reason="nmt-serve needs the .[serve] extra")
 from serving import request, server  # noqa: E402
 
 from seq2seq_nmt.serve.batcher import Batcher  # noqa: E402
+from seq2seq_nmt.translate.command import run  # noqa: E402
 
 
 def sample_sentences(n: int) -> list[str]:
@@ -86,12 +87,16 @@ def test_a_cancelled_request_is_not_decoded():
 
 
 @pytest.mark.parametrize("options", [{}, {"beam_size": 3}], ids=["greedy", "beam3"])
-def test_concurrent_clients_get_what_nmt_translate_prints(served, trained_ckpt, tmp_path, options):
+def test_concurrent_clients_get_what_nmt_translate_prints(
+    served, trained_ckpt, tmp_path, capsys, options
+):
     sentences = sample_sentences(48)
     src = tmp_path / "src.fr"
     src.write_text("".join(s + "\n" for s in sentences), encoding="utf-8")
     args = [f"{k}={v}" for k, v in options.items()]
-    expected = run_translate(f"ckpt={trained_ckpt}", f"input={src}", *args).stdout.splitlines()
+    capsys.readouterr()
+    run(make_cfg(tmp_path, f"ckpt={trained_ckpt}", f"input={src}", *args, config="translate"))
+    expected = capsys.readouterr().out.splitlines()
     _, before, _ = request(served + "health")
 
     def one(sentence: str) -> str:
@@ -177,15 +182,13 @@ def serve_cli(*args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("what", ["garbage", "pickled", "both"])
+@pytest.mark.parametrize("what", ["pickled", "both"])
 def test_a_checkpoint_that_does_not_load_is_one_line_and_exit_2(tmp_path, trained_ckpt, what):
     path = tmp_path / "bad.ckpt"
-    if what == "garbage":
-        path.write_bytes(b"not a checkpoint")
     if what == "pickled":
         torch.save({"nmt": {}, "state_dict": {}, "x": threading.Lock}, path)
     args = {
-        "garbage": [f"ckpt={path}"], "pickled": [f"ckpt={path}"],
+        "pickled": [f"ckpt={path}"],
         "both": [f"ckpt={trained_ckpt}", f"models={{a: {trained_ckpt}}}"],
     }[what]  # fmt: skip
     proc = serve_cli(*args)
@@ -259,3 +262,22 @@ def test_a_streamed_body_over_the_limit_is_a_413(app_client):
     chunks = (b'{"text": "' if i == 0 else b"a" * 50 for i in range(10))
     response = app_client.post("/translate", content=chunks)
     assert response.status_code == 413 and "200 bytes" in response.json()["error"]
+
+
+def test_several_models_by_name(trained_ckpt):
+    from fastapi.testclient import TestClient
+    from omegaconf import OmegaConf
+
+    from seq2seq_nmt.serve.app import create_app
+    from seq2seq_nmt.serve.models import load_models
+
+    paths = {"first": str(trained_ckpt), "second": str(trained_ckpt)}
+    cfg = OmegaConf.create({"models": paths, "device": "cpu", "precision": "fp32"})
+    with TestClient(create_app(load_models(cfg))) as client:
+        listed = client.get("/models").json()
+        assert listed["default"] == "first"
+        assert [m["name"] for m in listed["models"]] == ["first", "second"]
+        out = client.post("/translate", json={"text": "Il est grand.", "model": "second"}).json()
+        assert out["model"] == "second" and out["translations"][0]["text"]
+        refused = client.post("/translate", json={"text": "a", "model": "fr-en"})
+        assert refused.status_code == 404 and "one of first, second" in refused.json()["error"]

@@ -14,6 +14,7 @@ from seq2seq_nmt.cli import CONFIG_PATH
 
 
 def _exit_zero(signum, frame) -> None:
+    """After uvicorn's graceful shutdown: a clean exit, not the signal's default death."""
     raise SystemExit(0)
 
 
@@ -43,8 +44,9 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(2) from None
     names = ", ".join(models)
     print(f"serving {names} on http://{cfg.host}:{cfg.port}/ (Ctrl-C stops)", file=sys.stderr)
-    # uvicorn lets requests in flight finish on SIGTERM, then raises the signal again: exit 0
-    signal.signal(signal.SIGTERM, _exit_zero)
+    # uvicorn lets requests in flight finish on SIGTERM or Ctrl-C, then raises the signal again
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _exit_zero)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level)
 
 
