@@ -1,6 +1,6 @@
 """Translation speed on the benchmark data's test split (``benchlib.BENCH_DATA``): sentences/s
 for greedy and beam search, batched vs one sentence at a time, and fp32 against bf16 and int8
-(``Translator``'s ``precision``), with the BLEU of each.
+(``Translator``'s ``precision``) for greedy, beam and sampling, with the BLEU of each.
 
     python bench/translate_bench.py --ckpt PATH          # a checkpoint trained on BENCH_DATA
     python bench/translate_bench.py --train-minutes 10   # or train one first (train.py, CPU)
@@ -94,9 +94,11 @@ def decode(
     return seconds, out, sum(len(r.hypotheses[0].tokens) for r in results if r.hypotheses)
 
 
-def searches(beam: int) -> dict[str, DecodingOptions]:
-    """The searches timed, by name: greedy and beam ``beam``."""
-    return {"greedy": DecodingOptions(), f"beam {beam}": DecodingOptions(beam_size=beam)}
+def searches(beam: int, sampling: bool) -> dict[str, DecodingOptions]:
+    """The searches timed, by name: greedy, beam ``beam`` and, with ``sampling``, seeded sampling
+    (whose draws, unlike the searches' outputs, depend on how the sentences are batched)."""
+    found = {"greedy": DecodingOptions(), f"beam {beam}": DecodingOptions(beam_size=beam)}
+    return found | ({"sample": DecodingOptions(strategy="sample", seed=1)} if sampling else {})
 
 
 def batched_vs_single(
@@ -104,7 +106,7 @@ def batched_vs_single(
 ) -> list[dict]:
     """Per search: batched and one-at-a-time sentences/s (best of ``--repeats``) and BLEU."""
     rows = []
-    for name, options in searches(args.beam).items():
+    for name, options in searches(args.beam, sampling=False).items():
         batched, out = timed(translator, lines, args.repeats, options, args.batch_size)
         single, out1 = timed(translator, lines, args.repeats, options, 1)
         bleu, _ = corpus_bleu(out, refs)
@@ -117,12 +119,12 @@ def batched_vs_single(
 
 
 def time_precisions(ckpt: Path, lines: list[str], args: argparse.Namespace) -> tuple[Runs, Outputs]:
-    """Each precision's seconds in ``--rounds`` interleaved rounds (in a rotated order), greedy
-    and beam, and its outputs."""
+    """Each precision's seconds in ``--rounds`` interleaved rounds (in a rotated order), per
+    search, and its outputs."""
     translators = {p: Translator.from_checkpoint(ckpt, precision=p) for p in PRECISIONS}
     seconds: Runs = {}
     outputs: Outputs = {}
-    for name, options in searches(args.beam).items():
+    for name, options in searches(args.beam, sampling=True).items():
         for t in translators.values():  # warm-up
             t.search(lines[: args.batch_size], options, args.batch_size)
         for r in range(args.rounds):

@@ -93,6 +93,17 @@ def test_beam_search_on_cuda_equals_the_cpu_beam_search(cuda_ckpt):
     torch.testing.assert_close(found["cuda scores"], found["cpu scores"], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.gpu
+@RunIf(min_cuda_gpus=1)
+def test_seeded_sampling_on_cuda_reproduces_its_samples(cuda_ckpt):
+    """The seed's generators live on the GPU: the same seed draws the same samples again."""
+    translator, lines = Translator.from_checkpoint(cuda_ckpt, "cuda"), french_lines(40)
+    options = DecodingOptions(strategy="sample", seed=1, nbest=2, temperature=1.5)
+    runs = [[[h.tokens for h in r.hypotheses] for r in translator.search(lines, options, 16)]
+            for _ in range(2)]  # fmt: skip
+    assert runs[0] == runs[1] and all(len(r) == 2 for r in runs[0])
+
+
 def unwrapped(state: dict) -> dict:
     """A state dict without ``torch.compile``'s ``_orig_mod.`` wrapper prefixes."""
     return {k.replace("_orig_mod.", ""): v for k, v in state.items()}

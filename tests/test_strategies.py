@@ -2,14 +2,16 @@
 draws from the filtered distribution and reproduces with a seed, bad options are one line, and
 ``translate.py strategy=sample`` works from the command line."""
 
+import re
+
 import pytest
 import torch
 from test_search_sync import MODELS, random_batch
 
-from helpers import run_translate
+from helpers import ROOT, run_translate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
-from seq2seq_nmt.data.vocab import EOS, SOS
-from seq2seq_nmt.decoding import search
+from seq2seq_nmt.data.vocab import EOS, SOS, UNK
+from seq2seq_nmt.decoding import search, strategies
 from seq2seq_nmt.decoding.options import DecodingOptions
 from seq2seq_nmt.decoding.strategies import STRATEGIES, decode, generators
 from seq2seq_nmt.translate.translator import Translator
@@ -169,3 +171,27 @@ def test_sampling_from_the_command_line(translator, trained_ckpt):
     assert [r[0] for r in rows] == ["1"] * 3 and all(r[2] for r in rows)
     scores = [float(r[1]) for r in rows]
     assert scores == sorted(scores, reverse=True)
+
+
+@torch.no_grad()
+def test_the_worked_example_strategy_is_an_option(monkeypatch):
+    """docs/extending.md's ``no_unk``, registered for this test: an option like the built-in
+    strategies, decoding greedily without ``<unk>``."""
+    section = (
+        (ROOT / "docs" / "extending.md")
+        .read_text(encoding="utf-8")
+        .split("## A decoding strategy")[1]
+    )
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", section, re.S) if "STRATEGIES[" in b]
+    monkeypatch.setitem(STRATEGIES, "no_unk", None)  # removed again after the test
+    exec(code, {**vars(strategies), "UNK": UNK})
+    model, (src, src_len) = MODELS["luong-gru"](), random_batch(9)
+    model.generator.bias[UNK] += 100.0  # greedy search says <unk> at every step
+    greedy = decode(model, src, src_len, DecodingOptions())
+    found = decode(model, src, src_len, DecodingOptions.from_mapping({"strategy": "no_unk"}))
+    assert all(set(h[0].tokens) == {UNK} for h in greedy)
+    assert all(h[0].tokens and UNK not in h[0].tokens for h in found)
+    with pytest.raises(
+        ValueError, match=r"^strategy='no_ukn': one of greedy, beam, sample, no_unk$"
+    ):
+        DecodingOptions(strategy="no_ukn")

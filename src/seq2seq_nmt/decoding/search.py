@@ -78,8 +78,8 @@ def sampler(
     """A ``Pick`` drawing each row's next token from softmax(logits / ``temperature``), cut to
     its ``top_k`` most likely tokens (0: all) and to the nucleus of mass ``top_p`` (the fewest
     most likely tokens whose mass reaches it; 1: all), with ``generator`` (None: the device's
-    default). Draws as ``torch.multinomial`` does, without its host-side check: argmax of
-    ``p / Exp(1)`` noise."""
+    default). Draws as ``torch.multinomial`` draws one sample, without its validity checks
+    (which some torch versions read on the host): argmax of ``p / Exp(1)`` noise."""
 
     def pick(logits: torch.Tensor) -> torch.Tensor:
         logits = logits.float() / temperature

@@ -3,6 +3,7 @@
 A new strategy is one function with the ``Strategy`` signature and one line in ``STRATEGIES``;
 ``DecodingOptions`` accepts every registered name and the tests iterate the registry."""
 
+import itertools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
@@ -70,13 +71,13 @@ STRATEGIES: dict[str, Strategy] = {"greedy": greedy, "beam": beam, "sample": sam
 def generators(seed: int | None, device: torch.device) -> Iterator[torch.Generator | None]:
     """One generator on ``device`` per batch, seeded in turn from ``seed``'s stream, so a seed
     reproduces every batch; only None (the device's default generator) when ``seed`` is None."""
-    stream = None if seed is None else torch.Generator().manual_seed(seed)
-    while True:
-        if stream is None:
-            yield None
-        else:
-            batch_seed = int(torch.randint(2**62, (), generator=stream))
-            yield torch.Generator(device).manual_seed(batch_seed)
+    if seed is None:
+        return itertools.repeat(None)
+    stream = torch.Generator().manual_seed(seed)
+    return (
+        torch.Generator(device).manual_seed(int(torch.randint(2**62, (), generator=stream)))
+        for _ in itertools.count()
+    )
 
 
 def decode(
