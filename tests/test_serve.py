@@ -281,3 +281,24 @@ def test_several_models_by_name(trained_ckpt):
         assert out["model"] == "second" and out["translations"][0]["text"]
         refused = client.post("/translate", json={"text": "a", "model": "fr-en"})
         assert refused.status_code == 404 and "one of first, second" in refused.json()["error"]
+
+
+def test_a_seeded_sample_is_batched_alone_and_equals_nmt_translate(served, trained_ckpt):
+    from seq2seq_nmt.decoding.options import DecodingOptions
+    from seq2seq_nmt.translate.translator import Translator
+
+    options = {"strategy": "sample", "seed": 7, "nbest": 2}
+    jobs = [sample_sentences(24)[i::8] for i in range(8)]  # 8 requests of 3 sentences
+    translator = Translator.from_checkpoint(trained_ckpt)
+    expected = [
+        [[translator.text(r, k) for k in range(2)] for r in translator.search(texts, DecodingOptions(**options))]
+        for texts in jobs
+    ]  # fmt: skip
+
+    def one(texts: list[str]) -> list[list[str]]:
+        status, out, _ = request(served + "translate", {"texts": texts, **options})
+        assert status == 200, out
+        return [[h["text"] for h in t["hypotheses"]] for t in out["translations"]]
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(one, jobs)) == expected

@@ -114,6 +114,12 @@ def parse(data: dict, models: dict[str, Model], limits: Limits):
     return models[name], texts, options, req.attention
 
 
+def batch_key(model: str, options: DecodingOptions) -> tuple:
+    """Sentences of equal keys share batches: the model and the options; a seeded request
+    (reproducible per batch, as ``nmt-translate`` decodes it) gets batches of its own."""
+    return (model, options) if options.seed is None else (model, options, object())
+
+
 def to_json(translator: Translator, tr: Translation, attention: bool) -> dict:
     """One translation: best text, hypotheses with scores, and if asked the best one's
     target pieces, source pieces and attention (a row per target piece, a column per source)."""
@@ -144,7 +150,7 @@ def create_app(
     """The ASGI app serving ``models`` (by name; the first is the default)."""
 
     def decode(key, texts: list[str]) -> list[Translation]:
-        name, options = key
+        name, options = key[:2]
         return models[name].translator.search(texts, options, batch_size=len(texts))
 
     batcher = Batcher(decode, max_batch_size, max_wait_ms)
@@ -189,7 +195,7 @@ def create_app(
         model, texts, options, attention = parse(data, models, limits)
         try:
             results = await asyncio.wait_for(
-                batcher.submit((model.name, options), texts), limits.timeout_s
+                batcher.submit(batch_key(model.name, options), texts), limits.timeout_s
             )
         except asyncio.TimeoutError:
             raise RequestError(503, f"not translated within {limits.timeout_s} s") from None
