@@ -148,6 +148,7 @@ def test_models_and_health(served):
 
 BAD_REQUESTS = {
     "malformed JSON": (b'{"text": ', 400, "malformed JSON"),
+    "nested too deeply": (b"[" * 100_000, 400, "nested too deeply"),
     "not UTF-8": ('{"text": "caf\xe9"}'.encode("latin-1"), 400, "not UTF-8"),
     "not an object": (b'["Je suis grand."]', 422, "JSON object"),
     "wrong type": ({"text": 3}, 422, "text: Input should be a valid string"),

@@ -81,6 +81,8 @@ async def read_body(request: Request, limit: int) -> dict:
         raise RequestError(400, "the body is not UTF-8") from None
     except json.JSONDecodeError as e:
         raise RequestError(400, f"malformed JSON: {e}") from None
+    except RecursionError:
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise RequestError(422, f"the body must be a JSON object, not {type(data).__name__}")
     return data
