@@ -183,13 +183,15 @@ def serve_cli(*args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("what", ["pickled", "both"])
-def test_a_checkpoint_that_does_not_load_is_one_line_and_exit_2(tmp_path, trained_ckpt, what):
+@pytest.mark.parametrize("what", ["pickled", "both", "limit"])
+def test_a_checkpoint_that_does_not_load_or_a_bad_setting_is_one_line_and_exit_2(
+    tmp_path, trained_ckpt, what
+):
     path = tmp_path / "bad.ckpt"
     if what == "pickled":
         torch.save({"nmt": {}, "state_dict": {}, "x": threading.Lock}, path)
     args = {
-        "pickled": [f"ckpt={path}"],
+        "pickled": [f"ckpt={path}"], "limit": [f"ckpt={trained_ckpt}", "limits.max_texts=0"],
         "both": [f"ckpt={trained_ckpt}", f"models={{a: {trained_ckpt}}}"],
     }[what]  # fmt: skip
     proc = serve_cli(*args)

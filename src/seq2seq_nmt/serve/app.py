@@ -34,6 +34,11 @@ class Limits:
     max_body_bytes: int = 1_000_000
     timeout_s: float = 30.0
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ValueError(f"limits.{name} must be a positive number, got {value!r}")
+
 
 class TranslateRequest(BaseModel):
     """``text`` or ``texts``, the ``model`` (default: the first), ``attention`` (pieces and
