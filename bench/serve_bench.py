@@ -1,8 +1,8 @@
 """Load test of ``nmt-serve`` on 127.0.0.1: 1, 8, 32 and 128 concurrent clients, each sending
 single sentences of the benchmark data's test split for ``--seconds``, with batching on and off
 (``batching.max_batch_size=1``): sentences/s, p50/p95/p99 latency, errors, the server's peak
-RSS and mean batch size; ``nmt-translate input=FILE`` on the same sentences as the ceiling; the
-server's RSS after 1,000 and after ``--rss-requests`` requests.
+RSS, mean batch size and CPU time per sentence; ``nmt-translate input=FILE`` on the same
+sentences as the ceiling; the server's RSS after 1,000 and after ``--rss-requests`` requests.
 
     python bench/serve_bench.py --ckpt PATH                  # a checkpoint trained on BENCH_DATA
     python bench/serve_bench.py --ckpt PATH --seconds 5 --clients 1 32 --json results.json
@@ -109,6 +109,12 @@ def health(port: int) -> dict:
         return json.load(response)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used (steadier than wall time on a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def reset_peak(pid: int) -> None:
     """Start a new peak-RSS measurement of ``pid`` (Linux's clear_refs)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
@@ -135,10 +141,11 @@ def load_rows(ckpt: Path, sentences: list[str], args) -> list[dict]:
         asyncio.run(load(port, 4, sentences, 1.0))  # warm-up
         for clients in args.clients:
             reset_peak(proc.pid)
-            before = health(port)
+            before, cpu = health(port), cpu_seconds(proc.pid)
             row = {"batching": batching} | asyncio.run(load(port, clients, sentences, args.seconds))
-            after = health(port)
+            after, cpu = health(port), cpu_seconds(proc.pid) - cpu
             row["peak_rss_mib"] = proc_status(proc.pid, "VmHWM")
+            row["cpu_ms_per_sentence"] = 1000 * cpu / max(row["requests"], 1)
             row["mean_batch"] = (after["sentences"] - before["sentences"]) / max(
                 after["batches"] - before["batches"], 1
             )
@@ -147,7 +154,8 @@ def load_rows(ckpt: Path, sentences: list[str], args) -> list[dict]:
                 f"batching {batching:>3} | {clients:>3} clients | {row['sentences_per_s']:7.1f} "
                 f"sent/s | p50 {row['p50_ms']:6.1f} ms | p95 {row['p95_ms']:6.1f} ms | p99 "
                 f"{row['p99_ms']:6.1f} ms | errors {row['errors']} | peak RSS "
-                f"{row['peak_rss_mib']:.0f} MiB | mean batch {row['mean_batch']:.1f}",
+                f"{row['peak_rss_mib']:.0f} MiB | mean batch {row['mean_batch']:.1f} | server CPU "
+                f"{row['cpu_ms_per_sentence']:.2f} ms/sentence",
                 flush=True,
             )
         stop(proc)
