@@ -81,7 +81,7 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
 
 @pytest.mark.slow
 def test_the_import_comes_from_the_wheel(installed, tmp_path):
-    """The package, its configs and sample corpus, and the Optuna sweeper plugin."""
+    """The package, its sample corpus and web page, and the Optuna sweeper plugin."""
     bin_dir, env = installed
     code = (
         "import seq2seq_nmt, hydra_plugins.nmt_optuna_sweeper as s; from seq2seq_nmt.data import corpus; "
@@ -89,14 +89,16 @@ def test_the_import_comes_from_the_wheel(installed, tmp_path):
     )
     where = run([bin_dir / "python", "-c", code], tmp_path, env).stdout.split()
     assert len(where) == 3 and Path(where[2]).is_file(), where
+    assert (Path(where[0]).parent / "serve" / "static" / "index.html").is_file()  # the web page
     for path in map(Path, where):
         assert path.is_relative_to(bin_dir.parent) and not path.is_relative_to(ROOT), path
 
 
 @pytest.mark.slow
 def test_installed_commands_train_translate_average_and_report(installed, tmp_path):
-    """From an empty folder: nmt-train on the bundled sample with a model from the user's own
-    config folder, nmt-translate with its checkpoint, nmt-average and nmt-report on its run."""
+    """From an empty folder: nmt-train on the bundled sample with a debug option from the user's
+    own config folder, nmt-translate with its checkpoint, nmt-average and nmt-report on its run,
+    nmt-serve refusing a missing checkpoint in one line."""
     bin_dir, env = installed
     user_conf = tmp_path / "my_conf"
     (user_conf / "debug").mkdir(parents=True)
@@ -119,6 +121,9 @@ def test_installed_commands_train_translate_average_and_report(installed, tmp_pa
     assert out.stdout.strip(), out.stderr
     report = run([bin_dir / "nmt-report", work / "sweep"], work, env).stdout
     assert "1 jobs" in report and "completed" in report, report
+    serve = subprocess.run([bin_dir / "nmt-serve", "ckpt=missing.ckpt"], cwd=work, env=env,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert serve.returncode == 2 and serve.stderr.startswith("error: "), serve.stderr
     assert sorted(p.name for p in work.iterdir()) == ["avg.ckpt", "sweep"]  # nothing else written
 
 
@@ -129,7 +134,7 @@ def test_ci_tests_the_floor_of_every_dependency_pyproject_allows():
     deps = project["dependencies"] + [
         d for extra in project["optional-dependencies"].values() for d in extra
     ]
-    floors = dict(re.findall(r"^([\w.-]+)>=([\w.]+)", " ".join(deps).replace(" ", "\n"), re.M))
+    floors = dict(re.findall(r"^([\w.-]+)(?:\[[\w,]+\])?>=([\w.]+)", "\n".join(deps), re.M))
     floors.pop("ruff")
     pinned = dict(re.findall(r"^([\w.-]+)==([\w.]+)$", FLOORS.read_text(), re.M))
     assert {k: Version(v) for k, v in pinned.items()} == {k: Version(v) for k, v in floors.items()}
