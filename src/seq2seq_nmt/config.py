@@ -16,7 +16,9 @@ from sacrebleu.metrics import BLEU
 from seq2seq_nmt.data.datamodule import SAMPLING
 from seq2seq_nmt.data.normalize import NORMALIZERS
 from seq2seq_nmt.data.preprocess import PREFIX_LISTS, english_side
+from seq2seq_nmt.hardware import HardwareError, check_devices
 from seq2seq_nmt.model import ATTENTIONS, RNNS
+from seq2seq_nmt.targets import UnknownKeyError, check_keys
 from seq2seq_nmt.train.lightning_module import TEACHER_FORCING_MODES
 
 _ABSENT = object()
@@ -115,6 +117,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.test_size": (split_size, "a fraction in [0, 1) or a non-negative integer count"),
     "dataset.sampling": (one_of(SAMPLING), _names(SAMPLING)),
     "dataset.max_tokens": (or_null(positive_int), "a positive integer or null"),
+    "dataset.max_sentence_tokens": (positive_int, "a positive integer"),
     "dataset.num_workers": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
     "seed": (_count, "an integer"),
     "ckpt_path": (
@@ -140,7 +143,9 @@ def _shown(v: Any) -> Any:
 
 def validate(cfg: DictConfig) -> None:
     """Raise a ConfigError for a mandatory value left unset (``???``, e.g. ``dataset=base``'s
-    corpus) or the first value of ``CONSTRAINTS`` that its key does not allow."""
+    corpus), the first value of ``CONSTRAINTS`` that its key does not allow, a combination
+    refused, a key its ``_target_`` does not take (``targets``) or absent devices
+    (``hardware``)."""
     if missing := sorted(OmegaConf.missing_keys(cfg)):
         raise ConfigError(f"{missing[0]}=???: must be set")
     for key, (check, allowed) in CONSTRAINTS.items():
@@ -148,6 +153,11 @@ def validate(cfg: DictConfig) -> None:
         if value is not _ABSENT and not check(value):
             raise ConfigError(f"{key}={_shown(value)!r}: {allowed}")
     check_combinations(cfg)
+    try:
+        check_keys(cfg)  # keys a _target_ does not take (+model.foo=1)
+        check_devices(cfg)  # trainer=gpu without a GPU
+    except (UnknownKeyError, HardwareError) as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_combinations(cfg: DictConfig) -> None:
