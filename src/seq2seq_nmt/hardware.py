@@ -44,14 +44,18 @@ class Commands:
         return f"no {self.what} here ({', '.join(absent)} not found on PATH)" if absent else None
 
 
+def _cuda() -> int:
+    return torch.cuda.device_count()
+
+
 def _mps() -> int:
     return int(torch.backends.mps.is_available())
 
 
 # trainer.accelerator -> the devices it needs (auto and cpu need none)
 ACCELERATORS: dict[str, Devices] = {
-    "gpu": Devices("CUDA GPU", torch.cuda.device_count),
-    "cuda": Devices("CUDA GPU", torch.cuda.device_count),
+    "gpu": Devices("CUDA GPU", _cuda),
+    "cuda": Devices("CUDA GPU", _cuda),
     "mps": Devices("Apple MPS device", _mps),
 }
 # hydra.launcher._target_ -> the system it submits jobs to

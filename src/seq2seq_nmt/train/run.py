@@ -21,6 +21,7 @@ from seq2seq_nmt.train.records import (
     COMPLETED,
     DIVERGED,
     FAILED,
+    FULL,
     INTERRUPTED,
     RUNNING,
     record_outcome,
@@ -185,6 +186,19 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     return trainer, metrics
 
 
+def full_disk_error(e: BaseException, run_dir: Path) -> StorageError | None:
+    """A one-line StorageError for an OSError of a full disk or quota raised by a write this
+    package does not make itself (a logger's file, say), or the StorageError it was raised while
+    handling (a logger's last save after a failed checkpoint save); None for any other one."""
+    if not isinstance(e, OSError) or e.errno not in FULL:
+        return None
+    cause = e.__context__
+    while cause is not None and not isinstance(cause, StorageError):
+        cause = cause.__context__
+    where = e.filename or f"the files of {run_dir}"
+    return cause or StorageError(f"cannot write {where}: {e.strerror}")
+
+
 def record_failure(run_dir: Path, started: float, e: BaseException, watch: Watch) -> None:
     """``metrics.json`` for a run that raised ``e``: ``interrupted`` (with the signal, if one
     stopped it), ``diverged`` or ``failed``; a record that cannot be written does not hide ``e``."""
@@ -211,9 +225,12 @@ def train(cfg: DictConfig) -> dict[str, float]:
         try:
             trainer, metrics = fit_and_test(cfg, run_dir)
         except BaseException as e:  # Lightning turns Ctrl-C into SystemExit after its shutdown
-            record_failure(run_dir, started, e, watch)
+            error = full_disk_error(e, run_dir) or e
+            record_failure(run_dir, started, error, watch)
             if watch.signum is not None and not isinstance(e, Interrupted):
                 raise Interrupted(watch.signum) from None  # Lightning's SIGTERMException
+            if error is not e:
+                raise error from e
             raise
     ckpt = trainer.checkpoint_callback
     record_outcome(
