@@ -25,7 +25,6 @@ Format 1 held word vocabularies (``src_vocab``, ``tgt_vocab``: ``Vocab.to_dict()
 import io
 import os
 import pickle
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -53,6 +52,7 @@ _PART_NAMES = {
 
 TRAINING, WEIGHTS = "training", "weights-only"  # the kinds of checkpoint (``kind``)
 TRAINING_KEYS = ("optimizer_states", "loops")  # what Lightning adds to a resumable checkpoint
+ZIP_START = b"PK\x03\x04"  # how torch's zip archives start (a truncated one too)
 PICKLE_START = b"\x80"  # a pickle's protocol opcode: torch's legacy (pre-zip) format starts so
 
 
@@ -73,11 +73,11 @@ def describe(ckpt: Mapping) -> str:
 
 
 def not_a_checkpoint(path: Path) -> str | None:
-    """Why the file at ``path`` is not a PyTorch file at all (None: it may be one): torch writes
-    a zip archive (or, before 1.6, a pickle)."""
+    """Why the file at ``path`` is not a PyTorch file at all (None: it starts like one, though it
+    may be truncated): torch writes a zip archive (or, before 1.6, a pickle)."""
     with path.open("rb") as f:
-        start = f.read(1)
-    if zipfile.is_zipfile(path) or start == PICKLE_START:
+        start = f.read(len(ZIP_START))
+    if start.startswith((ZIP_START, PICKLE_START)):
         return None
     return "an empty file" if not start else "neither a zip archive nor a pickle"
 
