@@ -122,7 +122,7 @@ def make_payload(
 
 def upgrade(payload: dict) -> dict:
     """A format 0 or 1 payload in the current format: its vocabularies become ``words``
-    tokenizers, its ``direction`` the language codes."""
+    tokenizers, its ``direction`` the language codes; its run is unknown (None)."""
     if payload.get("format", 0) == FORMAT:
         return payload
     out = {k: v for k, v in payload.items() if k not in ("src_vocab", "tgt_vocab")}
@@ -131,7 +131,7 @@ def upgrade(payload: dict) -> dict:
     data = dict(payload.get("data", {}))
     src, _, tgt = data.pop("direction", "fr-en").partition("-")
     out["data"] = {"src_lang": src, "tgt_lang": tgt, **data}
-    return out | {"format": FORMAT}
+    return out | {"format": FORMAT, "run": None}
 
 
 def write_payload(checkpoint: dict, payload: dict) -> None:
