@@ -34,7 +34,13 @@ from seq2seq_nmt.data.corpus import SAMPLE_PATH, ParallelCorpus, TutorialCorpus
 from seq2seq_nmt.data.datamodule import TranslationDataModule
 from seq2seq_nmt.data.io import CorpusError
 from seq2seq_nmt.data.tokenizer import SentencePiece, Words
-from seq2seq_nmt.hardware import LAUNCHERS, HardwareError, LauncherCheck, check_launcher
+from seq2seq_nmt.hardware import (
+    ACCELERATORS,
+    LAUNCHERS,
+    HardwareError,
+    LauncherCheck,
+    check_launcher,
+)
 from seq2seq_nmt.stores import StoreError
 from seq2seq_nmt.tools.average import main as average_main
 from seq2seq_nmt.train import records as records_mod
@@ -428,6 +434,13 @@ def test_gpus_asked_for_on_a_machine_without_one_are_refused(tmp_path, monkeypat
     with pytest.raises(ConfigError, match=r"^trainer.accelerator=(gpu|cuda): no CUDA GPU on this "
                        r"machine; use trainer=cpu$"):  # fmt: skip
         validate(make_cfg(tmp_path, *overrides))
+
+
+@pytest.mark.parametrize("accelerator", sorted(ACCELERATORS))
+def test_every_accelerator_without_its_devices_is_refused(tmp_path, monkeypatch, accelerator):
+    monkeypatch.setattr(ACCELERATORS[accelerator], "count", lambda: 0)
+    with pytest.raises(ConfigError, match=rf"^trainer.accelerator={accelerator}: no "):
+        validate(make_cfg(tmp_path, f"trainer.accelerator={accelerator}"))
 
 
 def test_more_gpus_than_the_machine_has_are_refused(tmp_path, monkeypatch):
