@@ -72,6 +72,7 @@ def checkpoint_weights_finite(folder: Path) -> bool:
         ("model.cell=rnn", "model.cell='rnn': one of gru, lstm"),
         ("batch_size=0", "batch_size=0: a positive integer"),
         ("dataset=base", "dataset.corpus=???: must be set"),  # the neutral base has no corpus
+        ("+model.foo=1", "model.foo=1: not an option of seq2seq_nmt.model.Seq2Seq (it takes attention, bidirectional, bridge, cell, compile, deep_output, dropout, emb_size, hidden_size, input_feeding, max_length, num_layers, ...)"),
     ],
 )  # fmt: skip
 def test_bad_config_value_is_one_line_and_exit_2_before_any_data_is_read(

@@ -48,6 +48,7 @@ def check_keys(cfg: DictConfig) -> None:
         for key in node:
             if key not in HYDRA_KEYS and key not in names:
                 listed = ", ".join(sorted(names)[:SHOWN]) + (", ..." if len(names) > SHOWN else "")
+                value = OmegaConf.to_container(node, resolve=False)[key]
                 raise UnknownKeyError(
-                    f"{path}.{key}: not an option of {node._target_} (it takes {listed})"
+                    f"{path}.{key}={value!r}: not an option of {node._target_} (it takes {listed})"
                 )
