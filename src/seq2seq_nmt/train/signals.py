@@ -82,8 +82,11 @@ class SignalCheckpoint(Callback):
         WATCH.deferred = False
 
     def on_train_batch_end(self, trainer: pl.Trainer, *_) -> None:
-        if WATCH.signum is None:
+        # every rank stops at the same batch (a no-op on one device; under DDP one all-reduce a
+        # step, as Lightning's own SIGTERM broadcast): the save below is collective
+        if not trainer.strategy.reduce_boolean_decision(WATCH.signum is not None, all=False):
             return
+        WATCH.signum = WATCH.signum or signal.SIGTERM  # a rank that did not get it stops alike
         ckpt = last_checkpoint_callback(trainer)
         if ckpt is None:
             log.warning("no checkpoint callback keeps last.ckpt: nothing saved")
