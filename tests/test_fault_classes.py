@@ -168,6 +168,20 @@ def test_sigterm_saves_last_ckpt_exits_143_and_resumes_exactly(tmp_path):
         assert torch.equal(weight, b["state_dict"][name]), name
 
 
+@pytest.mark.slow
+def test_sigterm_under_ddp_stops_every_rank_at_one_batch_without_a_deadlock(tmp_path):
+    env = {
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]
+        )
+    }
+    ddp = ["trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2"]
+    out = run_train(tmp_path, *SHORT, *ddp, *send_at(3, "SIGTERM"), env=env)  # on both ranks
+    assert out.returncode == 128 + signal.SIGTERM, out.stderr[-2000:]
+    assert metrics(tmp_path)["signal"] == "SIGTERM"
+    assert last_ckpt(tmp_path)["global_step"] == 4
+
+
 def test_sigusr1_saves_last_ckpt_and_exits_138(tmp_path):
     with pytest.raises(Interrupted) as caught:
         train(make_cfg(tmp_path, *SHORT, *send_at(2, "SIGUSR1")))

@@ -232,6 +232,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
             if error is not e:
                 raise error from e
             raise
+        if watch.signum is not None:  # came after the last training batch: stop here
+            record_failure(run_dir, started, Interrupted(watch.signum), watch)
+            raise Interrupted(watch.signum)
     ckpt = trainer.checkpoint_callback
     record_outcome(
         run_dir, INTERRUPTED if trainer.interrupted else COMPLETED, started,

@@ -4,10 +4,11 @@ signal and exits with status 128 + the signal's number, so the scheduler can req
 ``ckpt_path=last`` resume it exactly. SIGINT (Ctrl-C) is Lightning's graceful interrupt.
 
 :func:`watching` installs the handlers around a run. Outside training (the data being prepared)
-a signal stops the run at once; during ``fit`` Lightning's SIGTERM handling (``received_sigterm``,
-which also calls the handler installed here) and :class:`SignalCheckpoint` stop it at the end of
-the current batch, after saving ``last.ckpt`` there: where the step checkpoints are saved, so the
-resume is exact."""
+a signal stops the run at once; during training :class:`SignalCheckpoint` (which takes SIGTERM
+back from Lightning's handler) stops it at the end of the current batch, on every rank, after
+saving ``last.ckpt`` there: where the step checkpoints are saved, so the resume is exact. A
+signal during validation is acted on at the next training batch; one after the last training
+batch ends the run when ``fit_and_test`` returns (``train()``)."""
 
 import logging
 import signal
@@ -77,6 +78,14 @@ class SignalCheckpoint(Callback):
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         WATCH.deferred = True
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """``WATCH`` in place of the SIGTERM handler Lightning registered after ``on_fit_start``:
+        Lightning's broadcasts from inside the handler, which deadlocks DDP ranks; here the ranks
+        agree at a batch end instead (Lightning restores the handlers after ``fit``)."""
+        if threading.current_thread() is threading.main_thread():
+            for s in SIGNALS:
+                signal.signal(s, WATCH)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         WATCH.deferred = False
