@@ -100,6 +100,29 @@ def test_a_legacy_encoded_file_is_refused_naming_the_encoding_and_reads_with_it(
     assert read_file(path, "input", encoding)[0] == tatoeba_text(pairs).splitlines()[0]
 
 
+def test_translate_refuses_a_latin1_input_and_translates_it_with_encoding(
+    tmp_path, trained_ckpt, capsys
+):
+    lines = "je suis très fatigué .\nil est à la maison .\nnous sommes prêts .\n"
+    (tmp_path / "utf8.txt").write_text(lines, encoding="utf-8")
+    (tmp_path / "latin1.txt").write_bytes(lines.encode("latin-1"))
+
+    def translate(name: str, *overrides: str) -> str:
+        capsys.readouterr()
+        cfg = make_cfg(tmp_path, f"ckpt={trained_ckpt}", f"input={tmp_path / name}", *overrides,
+                       config="translate")  # fmt: skip
+        translate_run(cfg)
+        return capsys.readouterr().out
+
+    with pytest.raises(SystemExit) as caught:
+        translate("latin1.txt")
+    err = capsys.readouterr().err
+    assert caught.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"error: {tmp_path / 'latin1.txt'}: not UTF-8: 3 of its first 3 lines")
+    assert "read it with encoding=cp1252" in err
+    assert translate("latin1.txt", "encoding=latin-1") == translate("utf8.txt")
+
+
 @pytest.mark.parametrize("bom", ["utf-8-sig", "utf-16", "utf-32"])
 def test_a_byte_order_mark_is_dropped_at_open(tmp_path, bom):
     path = tmp_path / "eng-fra.txt"
