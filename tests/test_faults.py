@@ -97,6 +97,7 @@ def test_bad_config_value_is_one_line_and_exit_2_before_any_data_is_read(
         "loss.label_smoothing=-0.1", "model.bidirectional=maybe", "++teacher_forcing_mode=half",
         "++model.tie_embeddings=1", "++dataset.sampling=random", "callbacks.divergence_guard.patience=0",
         "dataset.max_tokens=0", "dataset.num_workers=-1", "seed=abc", "ckpt_path=/nowhere.ckpt",
+        "+dataset.corpus.encoding=klingon", "dataset.max_sentence_tokens=0",
     ],
 )  # fmt: skip
 def test_every_constrained_key_refuses_a_bad_value_naming_key_and_value(tmp_path, override):

@@ -4,6 +4,7 @@
 A key absent from the composed config is skipped (an option of another config group, say).
 """
 
+import codecs
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -77,6 +78,15 @@ def lang_code(v: Any) -> bool:
     return isinstance(v, str) and bool(v) and v.replace("_", "").isalnum()
 
 
+def text_encoding(v: Any) -> bool:
+    """A name Python's codecs know (``latin-1``, ``cp1251``, ...)."""
+    try:
+        codecs.lookup(v)
+    except (LookupError, TypeError):
+        return False
+    return True
+
+
 BLEU_TOKENIZERS = tuple(BLEU.TOKENIZERS)
 
 
@@ -118,6 +128,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.sampling": (one_of(SAMPLING), _names(SAMPLING)),
     "dataset.max_tokens": (or_null(positive_int), "a positive integer or null"),
     "dataset.max_sentence_tokens": (positive_int, "a positive integer"),
+    "dataset.corpus.encoding": (or_null(text_encoding), "a text encoding (latin-1, ...) or null"),
     "dataset.num_workers": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
     "seed": (_count, "an integer"),
     "ckpt_path": (
