@@ -123,6 +123,17 @@ def test_translate_refuses_a_latin1_input_and_translates_it_with_encoding(
     assert translate("latin1.txt", "encoding=latin-1") == translate("utf8.txt")
 
 
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_named_and_reads_with_it(tmp_path, codec):
+    path = tmp_path / "eng-fra.txt"
+    path.write_bytes(tatoeba_text().encode(codec))
+    with pytest.raises(CorpusError, match=rf"^{path}: not UTF-8: {codec} without a byte-order "
+                       rf"mark .*dataset\.corpus\.encoding={codec}"):  # fmt: skip
+        list(TutorialCorpus(path).pairs(Counter()))
+    pairs = list(TutorialCorpus(path, encoding=codec).pairs(Counter()))
+    assert pairs == [(fr, en) for en, fr in PAIRS]
+
+
 @pytest.mark.parametrize("bom", ["utf-8-sig", "utf-16", "utf-32"])
 def test_a_byte_order_mark_is_dropped_at_open(tmp_path, bom):
     path = tmp_path / "eng-fra.txt"

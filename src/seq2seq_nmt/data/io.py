@@ -117,6 +117,12 @@ def sniff_text(path: Path, block: bytes, option: str = "dataset.corpus.encoding"
     """Raise a CorpusError when ``block`` (a file's first bytes) is not text (NUL bytes, or over
     ``MAX_INVALID_SHARE`` of its bytes not UTF-8), or is text in a consistent legacy encoding
     (the error names the likely one and ``option``, the setting that reads it)."""
+    if b"\0" in block and (utf16 := _utf16_without_bom(block)):
+        raise CorpusError(
+            f"{path}: not UTF-8: {utf16} without a byte-order mark (a NUL byte beside every "
+            f"ASCII character); read it with {option}={utf16}, or convert it: "
+            f"iconv -f {utf16} -t utf-8"
+        )
     if b"\0" in block:
         raise CorpusError(f"{path}: not a text file (NUL bytes in its first {len(block)} bytes)")
     lines = [line for line in block.split(b"\n")[:-1] or [block] if not line.isascii()]
@@ -134,6 +140,25 @@ def sniff_text(path: Path, block: bytes, option: str = "dataset.corpus.encoding"
     if block and invalid / len(block) > MAX_INVALID_SHARE:
         share = 100 * invalid / len(block)
         raise CorpusError(f"{path}: not a text file ({share:.0f}% of its first bytes not UTF-8)")
+
+
+def _utf16_without_bom(block: bytes) -> str | None:
+    """``utf-16-le`` or ``utf-16-be`` when ``block`` decodes as such, most of its odd (even)
+    bytes are NUL and almost none of the others, as in mostly-ASCII UTF-16 text; else None."""
+    pairs, odd, even = len(block) // 2, block[1::2], block[0::2]
+    for codec, high, low in (("utf-16-le", odd, even), ("utf-16-be", even, odd)):
+        mostly_ascii = high.count(0) > 0.5 * pairs and low.count(0) < 0.05 * pairs
+        if pairs and mostly_ascii and _decodes(block[: 2 * pairs], codec):
+            return codec
+    return None
+
+
+def _decodes(raw: bytes, codec: str) -> bool:
+    try:
+        raw.decode(codec)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _utf8(raw: bytes) -> bool:
