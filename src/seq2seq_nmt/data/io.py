@@ -3,8 +3,10 @@ bytes, not their name); a directory or a file that is not text is refused with a
 CorpusError. Encodings are decided per file (:func:`open_binary`): a byte-order mark (UTF-8,
 UTF-16, UTF-32) is handled at open; a file in a consistent legacy encoding (Latin-1, cp1251,
 ...) is refused naming the likely one, unless an ``encoding`` is given to read it; a UTF-8 file
-with a few damaged lines is read, those lines repaired and counted (:func:`text_lines`). Out: :func:`atomic_write`, the one way the package writes a file or folder that
-others may read while it is written (downloads, run records, the preprocessed-data cache)."""
+with a few damaged lines is read, those lines repaired and counted (:func:`text_lines`).
+Out: :func:`atomic_write`, the one way the package writes a file or folder that others may read
+while it is written (checkpoints, downloads, run records, the preprocessed-data cache, averaged
+checkpoints, translations)."""
 
 import bz2
 import codecs
@@ -126,7 +128,7 @@ def sniff_text(path: Path, block: bytes, option: str = "dataset.corpus.encoding"
     if b"\0" in block:
         raise CorpusError(f"{path}: not a text file (NUL bytes in its first {len(block)} bytes)")
     lines = [line for line in block.split(b"\n")[:-1] or [block] if not line.isascii()]
-    bad, total = sum(1 for line in lines if not _utf8(line)), block.count(b"\n") or 1
+    bad, total = sum(1 for line in lines if not _decodes(line, "utf-8")), block.count(b"\n") or 1
     legacy = bad >= LEGACY_MIN_LINES and bad > LEGACY_SHARE * len(lines)
     if legacy and (guesses := likely_encodings(block)):  # no guess: binary bytes in lines
         guess, others = guesses[0], guesses[1:3]
@@ -156,14 +158,6 @@ def _utf16_without_bom(block: bytes) -> str | None:
 def _decodes(raw: bytes, codec: str) -> bool:
     try:
         raw.decode(codec)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True
