@@ -30,7 +30,10 @@ def test_a_run_writes_the_current_format_and_names_the_weights_with_one_prefix(t
     ckpt = raw(trained_ckpt)
     payload = ckpt[CHECKPOINT_KEY]
     assert payload["format"] == FORMAT and payload["version"] == __version__
-    assert set(payload) == {"format", "version", "model", "src_tokenizer", "tgt_tokenizer", "data"}
+    assert set(payload) == {
+        "format", "version", "model", "src_tokenizer", "tgt_tokenizer", "data", "run",
+    }  # fmt: skip
+    assert isinstance(payload["run"], str) and len(payload["run"]) == 32  # the run's identity
     assert all(k.startswith(WEIGHTS_PREFIX) for k in ckpt["state_dict"])
     net = Seq2Seq(**payload["model"])
     assert network_weights(ckpt["state_dict"]).keys() == net.state_dict().keys()
@@ -55,7 +58,7 @@ def test_a_checkpoint_of_a_previous_format_still_loads(tmp_path, trained_ckpt, f
     torch.save(previous_format(raw(trained_ckpt), fmt), old)
     assert raw(old)[CHECKPOINT_KEY].get("format") == (fmt or None)
     upgraded = load_checkpoint(old)[CHECKPOINT_KEY]  # read as the current format
-    assert upgraded == raw(trained_ckpt)[CHECKPOINT_KEY] | {"version": "0.1.0"}
+    assert upgraded == raw(trained_ckpt)[CHECKPOINT_KEY] | {"version": "0.1.0", "run": None}
     expected = Translator.from_checkpoint(trained_ckpt).translate(LINES)
     assert Translator.from_checkpoint(old).translate(LINES) == expected
     assert Translator.from_checkpoints([trained_ckpt, old]).translate(LINES)  # an ensemble

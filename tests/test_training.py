@@ -109,7 +109,7 @@ def test_sample_model_learns(trained_ckpt):
 @pytest.mark.parametrize(
     ("content", "message"),
     [(None, "checkpoint not found"), (b"PK\x03\x04 broken", "unreadable checkpoint"),
-     (b"hello world", "unreadable checkpoint")],
+     (b"hello world", "not a checkpoint (neither a zip archive nor a pickle)")],
 )  # fmt: skip
 def test_bad_checkpoint_gives_one_line_error(tmp_path, content, message):
     path = tmp_path / "bad.ckpt"

@@ -11,11 +11,19 @@ rebuilds the network alone, in plain Python types (``torch.load(weights_only=Tru
 - ``src_tokenizer``, ``tgt_tokenizer``: ``Tokenizer.to_dict()`` (a SentencePiece model's bytes
   included), read back by ``data.tokenizer.from_dict``
 - ``data``: the preprocessing translation repeats (normalisation, src_lang, tgt_lang, max_length)
+- ``run``: the identity of the training run (kept across resumes), so that ``average`` can refuse
+  to mix runs (absent in older checkpoints)
+
+Kinds (``kind``): a *training* checkpoint (Lightning's loops and optimizer states beside the
+weights: resumable), a *weights-only* one (averaged, or saved with ``save_weights_only``: it
+translates and averages, it does not resume), and a file that is *not a checkpoint*.
 
 Format 1 held word vocabularies (``src_vocab``, ``tgt_vocab``: ``Vocab.to_dict()``) and a
 ``direction`` (``fr-en``); format 0 is format 1 before ``format`` existed. Both are upgraded.
 """
 
+import io
+import os
 import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,6 +31,7 @@ from pathlib import Path
 import torch
 
 from seq2seq_nmt import __version__
+from seq2seq_nmt.data.io import atomic_write
 from seq2seq_nmt.data.tokenizer import Tokenizer
 from seq2seq_nmt.model import Seq2Seq
 
@@ -41,8 +50,48 @@ _PART_NAMES = {
 }  # fmt: skip
 
 
+TRAINING, WEIGHTS = "training", "weights-only"  # the kinds of checkpoint (``kind``)
+TRAINING_KEYS = ("optimizer_states", "loops")  # what Lightning adds to a resumable checkpoint
+ZIP_START = b"PK\x03\x04"  # how torch's zip archives start (a truncated one too)
+PICKLE_START = b"\x80"  # a pickle's protocol opcode: torch's legacy (pre-zip) format starts so
+
+
 class CheckpointError(Exception):
     """A checkpoint that is missing, unreadable, unsafe or not ours (one-line message)."""
+
+
+def kind(ckpt: Mapping) -> str:
+    """``TRAINING`` (resumable: optimizer and loop states) or ``WEIGHTS`` (weights only)."""
+    return TRAINING if all(k in ckpt for k in TRAINING_KEYS) else WEIGHTS
+
+
+def describe(ckpt: Mapping) -> str:
+    """What kind of checkpoint ``ckpt`` is, in words for a one-line message."""
+    if "averaged_from" in ckpt:
+        return f"a weights-only checkpoint (averaged from {len(ckpt['averaged_from'])})"
+    return "a training checkpoint" if kind(ckpt) == TRAINING else "a weights-only checkpoint"
+
+
+def not_a_checkpoint(path: Path) -> str | None:
+    """Why the file at ``path`` is not a PyTorch file at all (None: it starts like one, though it
+    may be truncated): torch writes a zip archive (or, before 1.6, a pickle)."""
+    with path.open("rb") as f:
+        start = f.read(len(ZIP_START))
+    if start.startswith((ZIP_START, PICKLE_START)):
+        return None
+    return "an empty file" if not start else "neither a zip archive nor a pickle"
+
+
+def save_atomically(obj: dict, path: str | Path) -> None:
+    """``torch.save`` into a temporary file in ``path``'s folder, flushed to disk, then renamed
+    onto ``path`` (``io.atomic_write``: the permissions of any new file there; never a move
+    across filesystems). A failed write (a full disk) raises OSError and leaves no ``path``."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    with atomic_write(path) as tmp, tmp.open("wb") as f:
+        f.write(buffer.getbuffer())
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def first_line(e: BaseException, limit: int = 120) -> str:
@@ -53,9 +102,13 @@ def first_line(e: BaseException, limit: int = 120) -> str:
 
 
 def make_payload(
-    model_config: Mapping, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, data_config: Mapping
+    model_config: Mapping,
+    src_tokenizer: Tokenizer,
+    tgt_tokenizer: Tokenizer,
+    data_config: Mapping,
+    run: str | None = None,
 ) -> dict:
-    """The current format's payload, in plain Python types."""
+    """The current format's payload, in plain Python types (``run``: the run's identity)."""
     return {
         "format": FORMAT,
         "version": __version__,
@@ -63,12 +116,13 @@ def make_payload(
         "src_tokenizer": src_tokenizer.to_dict(),
         "tgt_tokenizer": tgt_tokenizer.to_dict(),
         "data": dict(data_config),
+        "run": run,
     }
 
 
 def upgrade(payload: dict) -> dict:
     """A format 0 or 1 payload in the current format: its vocabularies become ``words``
-    tokenizers, its ``direction`` the language codes."""
+    tokenizers, its ``direction`` the language codes; its run is unknown (None)."""
     if payload.get("format", 0) == FORMAT:
         return payload
     out = {k: v for k, v in payload.items() if k not in ("src_vocab", "tgt_vocab")}
@@ -77,7 +131,7 @@ def upgrade(payload: dict) -> dict:
     data = dict(payload.get("data", {}))
     src, _, tgt = data.pop("direction", "fr-en").partition("-")
     out["data"] = {"src_lang": src, "tgt_lang": tgt, **data}
-    return out | {"format": FORMAT}
+    return out | {"format": FORMAT, "run": None}
 
 
 def write_payload(checkpoint: dict, payload: dict) -> None:
@@ -110,6 +164,8 @@ def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if why := not_a_checkpoint(path):
+        raise CheckpointError(f"{path}: not a checkpoint ({why})")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:

@@ -4,6 +4,7 @@
 A key absent from the composed config is skipped (an option of another config group, say).
 """
 
+import codecs
 import inspect
 import math
 from collections.abc import Callable, Sequence
@@ -17,8 +18,10 @@ from sacrebleu.metrics import BLEU
 from seq2seq_nmt.data.datamodule import SAMPLING
 from seq2seq_nmt.data.normalize import NORMALIZERS
 from seq2seq_nmt.data.preprocess import PREFIX_LISTS, english_side
+from seq2seq_nmt.hardware import HardwareError, check_devices
 from seq2seq_nmt.model import ATTENTIONS, RNNS
 from seq2seq_nmt.model.seq2seq import check_settings
+from seq2seq_nmt.targets import UnknownKeyError, check_keys
 from seq2seq_nmt.train.lightning_module import TEACHER_FORCING_MODES
 
 _ABSENT = object()
@@ -77,6 +80,15 @@ def lang_code(v: Any) -> bool:
     return isinstance(v, str) and bool(v) and v.replace("_", "").isalnum()
 
 
+def text_encoding(v: Any) -> bool:
+    """A name Python's codecs know (``latin-1``, ``cp1251``, ...)."""
+    try:
+        codecs.lookup(v)
+    except (LookupError, TypeError):
+        return False
+    return True
+
+
 BLEU_TOKENIZERS = tuple(BLEU.TOKENIZERS)
 
 
@@ -117,6 +129,8 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset.test_size": (split_size, "a fraction in [0, 1) or a non-negative integer count"),
     "dataset.sampling": (one_of(SAMPLING), _names(SAMPLING)),
     "dataset.max_tokens": (or_null(positive_int), "a positive integer or null"),
+    "dataset.max_sentence_tokens": (positive_int, "a positive integer"),
+    "dataset.corpus.encoding": (or_null(text_encoding), "a text encoding (latin-1, ...) or null"),
     "dataset.num_workers": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
     "seed": (_count, "an integer"),
     "ckpt_path": (
@@ -145,7 +159,9 @@ def _shown(v: Any) -> Any:
 
 def validate(cfg: DictConfig) -> None:
     """Raise a ConfigError for a mandatory value left unset (``???``, e.g. ``dataset=base``'s
-    corpus) or the first value of ``CONSTRAINTS`` that its key does not allow."""
+    corpus), the first value of ``CONSTRAINTS`` that its key does not allow, a combination
+    refused, a key its ``_target_`` does not take (``targets``) or absent devices
+    (``hardware``)."""
     if missing := sorted(OmegaConf.missing_keys(cfg)):
         raise ConfigError(f"{missing[0]}=???: must be set")
     for key, (check, allowed) in CONSTRAINTS.items():
@@ -153,6 +169,11 @@ def validate(cfg: DictConfig) -> None:
         if value is not _ABSENT and not check(value):
             raise ConfigError(f"{key}={_shown(value)!r}: {allowed}")
     check_combinations(cfg)
+    try:
+        check_keys(cfg)  # keys a _target_ does not take (+model.foo=1)
+        check_devices(cfg)  # trainer=gpu without a GPU
+    except (UnknownKeyError, HardwareError) as e:
+        raise ConfigError(str(e)) from None
 
 
 def check_combinations(cfg: DictConfig) -> None:

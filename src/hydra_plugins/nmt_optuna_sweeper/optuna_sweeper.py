@@ -3,6 +3,7 @@ ask-and-tell, the study created or resumed from ``storage``; each trial is one H
 
 import logging
 import math
+import sys
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -11,6 +12,8 @@ from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
+
+from seq2seq_nmt.stores import StoreError, opened
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +73,7 @@ class OptunaSweeper(Sweeper):
             k: d for k, d in parsed.items() if isinstance(d, optuna.distributions.BaseDistribution)
         }
         fixed = [f"{k}={v}" for k, v in parsed.items() if k not in space]
-        study = optuna.create_study(
-            study_name=self.study_name, storage=self.storage, direction=self.direction,
-            load_if_exists=True,
-        )  # fmt: skip
+        study = self.open_study(optuna)
         seed = self.sampler.seed
         study.sampler = optuna.samplers.TPESampler(
             seed=None if seed is None else seed + len(study.trials),
@@ -92,6 +92,21 @@ class OptunaSweeper(Sweeper):
         if len(failures) == self.n_trials:
             raise failures[0]
         self.save_results(study)
+
+    def open_study(self, optuna: Any) -> Any:
+        """The study, created or loaded from ``storage``; a storage that cannot be opened is one
+        line on stderr and exit status 2, before any trial."""
+        try:
+            return opened(
+                "hydra.sweeper.storage", self.storage,
+                lambda: optuna.create_study(
+                    study_name=self.study_name, storage=self.storage, direction=self.direction,
+                    load_if_exists=True,
+                ),
+            )  # fmt: skip
+        except StoreError as e:
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     def save_results(self, study: Any) -> None:
         from optuna.trial import TrialState

@@ -14,13 +14,15 @@ from omegaconf import DictConfig
 from seq2seq_nmt.cli import CONFIG_PATH
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data.download import CorpusError
+from seq2seq_nmt.stores import StoreError
 from seq2seq_nmt.train.checks import check_writable, output_folders
 from seq2seq_nmt.train.errors import DivergenceError, ResumeError, StorageError
 from seq2seq_nmt.train.records import FAILED, record_outcome
 from seq2seq_nmt.train.run import train
 
-# Bad config, data, storage or checkpoint to resume, or a diverged run: one line, exit status 2.
-ERRORS = (ConfigError, CorpusError, StorageError, ResumeError, DivergenceError)
+# Bad config, data, storage, third-party store or checkpoint to resume, or a diverged run: one
+# line, exit status 2. A signal (train.signals.Interrupted) exits with 128 + its number.
+ERRORS = (ConfigError, CorpusError, StorageError, StoreError, ResumeError, DivergenceError)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_PATH, config_name="train")

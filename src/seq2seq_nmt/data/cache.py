@@ -150,8 +150,11 @@ def prepare(
         check_writable(final.parent)
         with _locked(final.parent / f"{key}.lock", final):
             if not final.is_dir():
-                with atomic_write(final, folder=True) as tmp:
-                    _build(corpus, settings, tokenizer, tmp, eval_sets, final)
+                try:
+                    with atomic_write(final, folder=True) as tmp:
+                        _build(corpus, settings, tokenizer, tmp, eval_sets, final)
+                except OSError as e:  # the rename into place failed
+                    raise _write_error(final, e) from e
                 log.info("preprocessed data cached in %s", final)
     return load(final, key)
 
@@ -169,7 +172,11 @@ def _build(
     try:
         build(corpus, settings, out, eval_sets, tokenizer)
     except OSError as e:
-        raise CacheError(f"cannot write the preprocessed data to {where}: {e.strerror or e}") from e
+        raise _write_error(where, e) from e
+
+
+def _write_error(where: Path, e: OSError) -> CacheError:
+    return CacheError(f"cannot write the preprocessed data to {where}: {e.strerror or e}")
 
 
 @contextmanager

@@ -6,12 +6,11 @@ Files may be gzip, bz2 or xz compressed; one that is not text is refused (see ``
 
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Protocol
 
 from seq2seq_nmt.data.download import CorpusError, locate
-from seq2seq_nmt.data.io import open_binary
+from seq2seq_nmt.data.io import open_binary, text_lines
 from seq2seq_nmt.data.preprocess import ENGLISH
 
 SAMPLE_PATH = Path(__file__).parents[1] / "assets" / "eng-fra.txt"
@@ -52,19 +51,10 @@ def check_corpus(corpus: object) -> None:
         )
 
 
-def decode_line(raw: bytes, stats: Counter) -> str:
-    """UTF-8 decode; invalid bytes are replaced (and counted), never fatal."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        stats["invalid_utf8_repaired"] += 1
-        return raw.decode("utf-8", errors="replace")
-
-
-def count_lines(path: Path) -> int:
+def count_lines(path: Path, encoding: str | None = None) -> int:
     """Lines in a (possibly compressed) file, a last line without newline included."""
     n, last = 0, b"\n"
-    with open_binary(path) as f:
+    with open_binary(path, encoding) as f:
         while block := f.read(1 << 22):
             n, last = n + block.count(b"\n"), block[-1:]
     return n + (last != b"\n")
@@ -80,39 +70,40 @@ def check_langs(langs: Sequence[str], has: Sequence[str], what: str) -> tuple[st
     return langs  # type: ignore[return-value]
 
 
-def aligned_lines(paths: Sequence[Path], stats: Counter) -> Iterator[tuple[str, ...]]:
+def aligned_lines(
+    paths: Sequence[Path], stats: Counter, encoding: str | None = None
+) -> Iterator[tuple[str, ...]]:
     """Line i of each file, together; a CorpusError (before any line) when their lengths differ."""
-    counts = [count_lines(p) for p in paths]
+    counts = [count_lines(p, encoding) for p in paths]
     if len(set(counts)) > 1:
         sizes = ", ".join(f"{p} has {n} lines" for p, n in zip(paths, counts, strict=True))
         raise CorpusError(f"misaligned parallel files: {sizes}")
-    with ExitStack() as stack:
-        files = [stack.enter_context(open_binary(p)) for p in paths]
-        for raws in zip(*files, strict=True):
-            stats["lines_read"] += 1
-            yield tuple(decode_line(r, stats).rstrip("\r\n") for r in raws)
+    for lines in zip(*(text_lines(p, stats, encoding) for p in paths), strict=True):
+        stats["lines_read"] += 1
+        yield lines
 
 
-def tab_columns(path: Path, stats: Counter, width: int) -> Iterator[list[str]]:
+def tab_columns(
+    path: Path, stats: Counter, width: int, encoding: str | None = None
+) -> Iterator[list[str]]:
     """The tab-separated columns of each line of ``path`` with at least ``width`` of them (blank
     lines and narrower ones are counted and skipped)."""
-    with open_binary(path) as f:
-        for raw in f:
-            line = decode_line(raw, stats).rstrip("\r\n")
-            if not line.strip():
-                stats["blank_lines"] += 1
-                continue
-            cols = line.split("\t")
-            if len(cols) < width:
-                stats["lines_without_tab" if len(cols) == 1 else "lines_too_few_columns"] += 1
-                continue
-            stats["lines_read"] += 1
-            yield cols
+    for line in text_lines(path, stats, encoding):
+        if not line.strip():
+            stats["blank_lines"] += 1
+            continue
+        cols = line.split("\t")
+        if len(cols) < width:
+            stats["lines_without_tab" if len(cols) == 1 else "lines_too_few_columns"] += 1
+            continue
+        stats["lines_read"] += 1
+        yield cols
 
 
 class FileCorpus:
     """A corpus read from the files ``names``: given ``paths``, else found in ``data_dir``, else in
-    ``cache_dir``, else downloaded from ``url`` into ``cache_dir`` (see ``download.locate``)."""
+    ``cache_dir``, else downloaded from ``url`` into ``cache_dir`` (see ``download.locate``);
+    ``encoding``: the files' text encoding when it is a legacy one (null: UTF-8, see ``io``)."""
 
     names: tuple[str, ...] = ()
     langs: tuple[str, str] = ("fr", "en")
@@ -124,10 +115,12 @@ class FileCorpus:
         cache_dir: str | Path | None = None,
         url: str | None = None,
         download: bool = True,
+        encoding: str | None = None,
     ):
         self.where = dict(
             paths=paths, data_dir=data_dir, cache_dir=cache_dir, url=url, download=download
         )
+        self.encoding = encoding
         self._files: list[Path] | None = None
 
     def files(self) -> list[Path]:
@@ -143,7 +136,7 @@ class FileCorpus:
         """Path, size and modification time of each file (and the languages read from them):
         what the preprocessing cache keys on."""
         files = [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in self.files()]
-        return [*files, list(self.langs)]
+        return [*files, list(self.langs), *([self.encoding] if self.encoding else [])]
 
 
 class TatoebaCorpus(FileCorpus):
@@ -176,7 +169,7 @@ class TatoebaCorpus(FileCorpus):
 
     def pairs(self, stats: Counter) -> Iterator[tuple[str, str]]:
         (path,) = self.files()
-        for en, other, *_ in tab_columns(path, stats, 2):
+        for en, other, *_ in tab_columns(path, stats, 2, self.encoding):
             yield (en, other) if self._english_first else (other, en)
 
 
@@ -201,7 +194,7 @@ class EuroparlCorpus(FileCorpus):
         super().__init__([paths.get(lang) for lang in self.langs], **where)
 
     def pairs(self, stats: Counter) -> Iterator[tuple[str, str]]:
-        yield from aligned_lines(self.files(), stats)  # type: ignore[misc]
+        yield from aligned_lines(self.files(), stats, self.encoding)  # type: ignore[misc]
 
 
 class ParallelCorpus(FileCorpus):
@@ -217,6 +210,7 @@ class ParallelCorpus(FileCorpus):
         src_column: int = 0,
         tgt_column: int = 1,
         langs: Sequence[str] = ("fr", "en"),
+        encoding: str | None = None,
     ):
         if bool(path) == bool(src_path or tgt_path) or bool(src_path) != bool(tgt_path):
             raise CorpusError(
@@ -226,15 +220,15 @@ class ParallelCorpus(FileCorpus):
         paths = [path] if path else [src_path, tgt_path]
         self.names = tuple(Path(p).name for p in paths)
         self.langs, self.columns = tuple(langs), (src_column, tgt_column)  # type: ignore[assignment]
-        super().__init__(paths)
+        super().__init__(paths, encoding=encoding)
 
     def pairs(self, stats: Counter) -> Iterator[tuple[str, str]]:
         files = self.files()
         if len(files) == 2:
-            yield from aligned_lines(files, stats)  # type: ignore[misc]
+            yield from aligned_lines(files, stats, self.encoding)  # type: ignore[misc]
             return
         src, tgt = self.columns
-        for cols in tab_columns(files[0], stats, max(self.columns) + 1):
+        for cols in tab_columns(files[0], stats, max(self.columns) + 1, self.encoding):
             yield cols[src], cols[tgt]
 
     def identity(self) -> list:

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from seq2seq_nmt.data.batch import collate
+from seq2seq_nmt.data.bounds import DEFAULT_MAX_SENTENCE_TOKENS, kept
 from seq2seq_nmt.data.cache import Ragged, Settings, prepare
 from seq2seq_nmt.data.corpus import Corpus, check_corpus
 from seq2seq_nmt.data.io import CorpusError
@@ -41,20 +42,29 @@ def log_split(report: dict) -> None:
 
 
 class PairDataset(Dataset):
-    """Encoded (source ids, target ids) pairs, with the target sentences as BLEU references."""
+    """Encoded (source ids, target ids) pairs, with the target sentences as BLEU references;
+    ``index``: the pairs kept (None: all)."""
 
-    def __init__(self, src: list[np.ndarray], tgt: list[np.ndarray], refs: list[str] | None = None):
+    def __init__(
+        self,
+        src: list[np.ndarray],
+        tgt: list[np.ndarray],
+        refs: list[str] | None = None,
+        index: np.ndarray | None = None,
+    ):
         self.src, self.tgt, self.refs = src, tgt, refs
+        self.index = np.arange(len(src)) if index is None else index
 
     def __len__(self) -> int:
-        return len(self.src)
+        return len(self.index)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray, str | None]:
-        return self.src[i], self.tgt[i], self.refs[i] if self.refs is not None else None
+        j = int(self.index[i])
+        return self.src[j], self.tgt[j], self.refs[j] if self.refs is not None else None
 
     def lengths(self) -> np.ndarray:
         """Each pair's longer side, for length bucketing."""
-        return np.maximum(_lengths(self.src), _lengths(self.tgt))
+        return np.maximum(_lengths(self.src), _lengths(self.tgt))[self.index]
 
 
 def _lengths(seqs: Any) -> np.ndarray:
@@ -111,6 +121,7 @@ class TranslationDataModule(pl.LightningDataModule):
         sampling: str = "bucket",
         tokenizer: TokenizerTrainer | None = None,
         pair: str | None = None,
+        max_sentence_tokens: int = DEFAULT_MAX_SENTENCE_TOKENS,
     ):
         """``src_lang``/``tgt_lang``: the language codes of the direction (the corpus reads them).
         ``min_freq``/``max_vocab_size``: one value, or per side ``{src: .., tgt: ..}`` (or per
@@ -122,6 +133,7 @@ class TranslationDataModule(pl.LightningDataModule):
         rebuilt on every setup). ``val_corpus``/``test_corpus``: external evaluation sets used
         instead of a slice of ``corpus``. ``sampling``: ``bucket`` (each training pair once an
         epoch) or ``replacement`` (pairs drawn with replacement, as the tutorial's loop does).
+        ``max_sentence_tokens``: pairs with a longer side are dropped from every split (``bounds``).
         Settings are checked once, with every config key, in ``seq2seq_nmt.config``."""
         super().__init__()
         self.tokenizer: TokenizerTrainer = tokenizer or Words()
@@ -142,7 +154,7 @@ class TranslationDataModule(pl.LightningDataModule):
         self.min_freq, self.max_vocab_size = min_freq, max_vocab_size
         self.batch_size, self.max_tokens, self.num_workers = batch_size, max_tokens, num_workers
         self.cache_dir, self.eval_sets = cache_dir, {"val": val_corpus, "test": test_corpus}
-        self.sampling = sampling
+        self.sampling, self.max_sentence_tokens = sampling, max_sentence_tokens
         self.split_report: dict = {}  # set by setup(): groups, removed pairs, overlap
         self.cache_key: str | None = None  # set by setup(): the preprocessed data's key
         self.src_tokenizer: Tokenizer | None = None
@@ -156,7 +168,12 @@ class TranslationDataModule(pl.LightningDataModule):
         self.cache_key = data.key
         self.src_tokenizer, self.tgt_tokenizer = data.src_tokenizer, data.tgt_tokenizer
         self.split_report = data.split_report
-        self.datasets = {name: PairDataset(*split) for name, split in data.splits.items()}
+        self.datasets = {
+            name: PairDataset(
+                *split, kept(_lengths(split[0]), _lengths(split[1]), self.max_sentence_tokens, name)
+            )
+            for name, split in data.splits.items()
+        }
         report(data.stats, self.corpus.describe())
         sizes = "/".join(str(len(ds)) for ds in self.datasets.values())
         oov = "/".join("n/a" if r is None else f"{100 * r:.2f}%" for r in data.oov.values())

@@ -2,13 +2,9 @@
 ``nmt-average RUN_DIR_OR_CKPT... [--best N | --last N] --output avg.ckpt``."""
 
 import argparse
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-
-import torch
 
 from seq2seq_nmt.checkpoint import (
     AVERAGE_PARTS,
@@ -16,6 +12,7 @@ from seq2seq_nmt.checkpoint import (
     CheckpointError,
     check_compatible,
     load_checkpoint,
+    save_atomically,
 )
 
 SCORE = "val/bleu"  # the score --best ranks by (higher is better), as ModelCheckpoint stored it
@@ -36,9 +33,15 @@ def step(ckpt: dict) -> int:
     return int(ckpt.get("global_step", -1))
 
 
+def run_of(ckpt: dict) -> str | None:
+    """The identity of the run that wrote ``ckpt`` (None in checkpoints older than it)."""
+    return ckpt[CHECKPOINT_KEY].get("run")
+
+
 def collect(paths: Sequence[Path]) -> Checkpoints:
     """The checkpoints named, then those of each directory (``DIR/checkpoints/*.ckpt``, else
-    ``DIR/*.ckpt``), where one per training step is kept (last.ckpt repeats a scored one)."""
+    ``DIR/*.ckpt``), where one per run and training step is kept (last.ckpt repeats a scored
+    one): each one left out is named on standard error."""
     out: Checkpoints = []
     for path in paths:
         if not path.is_dir():
@@ -48,13 +51,27 @@ def collect(paths: Sequence[Path]) -> Checkpoints:
         files = sorted(where.glob("*.ckpt"), key=lambda p: (p.name.startswith(LAST), p.name))
         if not files:
             raise CheckpointError(f"no checkpoints (*.ckpt) in {where}")
-        steps = set()
+        seen: dict[tuple, Path] = {}
         for file in files:
             ckpt = load_checkpoint(file)
-            if step(ckpt) not in steps:
-                steps.add(step(ckpt))
-                out.append((file, ckpt))
+            key = (run_of(ckpt), step(ckpt))
+            if key in seen:
+                print(f"left out {file}: step {key[1]} of the run of {seen[key]}", file=sys.stderr)
+                continue
+            seen[key] = file
+            out.append((file, ckpt))
     return out
+
+
+def check_one_run(ckpts: Checkpoints) -> None:
+    """CheckpointError unless every checkpoint that records its run records the same one."""
+    runs = {run_of(c): p for p, c in ckpts if run_of(c) is not None}
+    if len(runs) > 1:
+        (a, first), (b, second) = list(runs.items())[:2]
+        raise CheckpointError(
+            f"{second} and {first} come from different training runs ({b[:8]}, {a[:8]}); "
+            "average checkpoints of one run (an ensemble combines runs: translate.py 'ckpt=[...]')"
+        )
 
 
 def select(ckpts: Checkpoints, best: int | None = None, last: int | None = None) -> Checkpoints:
@@ -76,6 +93,7 @@ def average(ckpts: Checkpoints) -> dict:
     from the first), with the first's ``nmt`` entry. CheckpointError when they do not match."""
     paths, dicts = [p for p, _ in ckpts], [c for _, c in ckpts]
     check_compatible(paths, dicts, AVERAGE_PARTS)
+    check_one_run(ckpts)
     first = dicts[0]["state_dict"]
     for path, ckpt in ckpts[1:]:
         if ckpt["state_dict"].keys() != first.keys():
@@ -88,18 +106,6 @@ def average(ckpts: Checkpoints) -> dict:
     }
     return {"state_dict": state, CHECKPOINT_KEY: dicts[0][CHECKPOINT_KEY],
             "averaged_from": [str(p) for p in paths]}  # fmt: skip
-
-
-def save_atomically(obj: dict, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 def _count(text: str) -> int:
@@ -120,9 +126,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         chosen = select(collect(args.paths), args.best, args.last)
-        save_atomically(average(chosen), args.output)
+        averaged = average(chosen)
     except (CheckpointError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+    try:
+        save_atomically(averaged, args.output)
+    except OSError as e:  # a full disk: the atomic save left no file under the output's name
+        print(f"error: cannot write {args.output}: {e.strerror or e}", file=sys.stderr)
         raise SystemExit(2) from None
     for path, ckpt in chosen:
         value = "-" if score(ckpt) is None else f"{score(ckpt):.2f}"

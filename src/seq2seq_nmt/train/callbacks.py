@@ -196,11 +196,16 @@ class ModelCheckpoint(LightningModelCheckpoint):
     every file (top-k and last.ckpt): a callback's ``on_save_checkpoint`` runs before the file is
     written, and one on ``on_validation_end`` or ``on_train_batch_end`` would depend on callback
     order and miss saves made elsewhere. Lightning's atomic save can swallow a PermissionError;
-    this check does not rely on it. Rank 0 checks, and every rank gets its verdict.
+    this check does not rely on it. Rank 0 checks, and every rank gets its verdict. A save that
+    raises OSError (a full disk, under ``train.checkpoint_io.AtomicCheckpointIO``) is a
+    StorageError naming the file.
     """
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
+        try:
+            super()._save_checkpoint(trainer, filepath)
+        except OSError as e:  # a full disk: the atomic save left no file under the final name
+            raise StorageError(f"checkpoint save failed: {filepath}: {e.strerror or e}") from e
         problem = verify_checkpoint(Path(filepath)) if trainer.is_global_zero else None
         problem = trainer.strategy.broadcast(problem, src=0)
         if problem:

@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig
 
+from seq2seq_nmt.checkpoint import not_a_checkpoint
 from seq2seq_nmt.data.io import unwritable
 from seq2seq_nmt.train.errors import StorageError
 
@@ -14,6 +15,8 @@ def verify_checkpoint(path: Path) -> str | None:
     """What is wrong with the checkpoint file at ``path`` (None: present and loads)."""
     if not path.is_file():
         return "was not written"
+    if why := not_a_checkpoint(path):
+        return f"is not a checkpoint ({why})"
     try:
         torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception as e:  # any unpickling or zip error means the file is unusable

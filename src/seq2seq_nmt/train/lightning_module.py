@@ -1,6 +1,7 @@
 """LightningModule: trains a Seq2Seq with teacher forcing, validates with loss, perplexity and BLEU."""
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from pytorch_lightning.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
 
-from seq2seq_nmt.checkpoint import make_payload, write_payload
+from seq2seq_nmt.checkpoint import CHECKPOINT_KEY, make_payload, write_payload
 from seq2seq_nmt.data.tokenizer import Tokenizer, labelled_positions
 from seq2seq_nmt.data.vocab import PAD
 from seq2seq_nmt.decoding.options import DecodingOptions
@@ -61,6 +62,7 @@ class TranslationModule(pl.LightningModule):
         self.teacher_forcing_ratio, self.num_samples = teacher_forcing_ratio, num_samples
         self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
         self._outputs: list[tuple[str, str, str]] = []
+        self.run_id = uuid.uuid4().hex  # the run's identity in checkpoints; a resume keeps its own
 
     def forward(self, batch: dict, teacher_forcing_ratio: float = 1.0, per_sequence: bool = False):
         src, src_len, tgt_in = batch["src"], batch["src_len"], batch["tgt_in"]
@@ -154,6 +156,10 @@ class TranslationModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         payload = make_payload(
-            self.net_config, self.src_tokenizer, self.tgt_tokenizer, self.data_config
+            self.net_config, self.src_tokenizer, self.tgt_tokenizer, self.data_config, self.run_id
         )
         write_payload(checkpoint, payload)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """A resumed run keeps the identity of the run it resumes."""
+        self.run_id = checkpoint.get(CHECKPOINT_KEY, {}).get("run") or self.run_id

@@ -15,6 +15,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 from pytorch_lightning.loggers.logger import rank_zero_experiment
 
 from seq2seq_nmt.config import ConfigError
+from seq2seq_nmt.stores import opened
 
 # class name at the end of a logger's _target_ -> (module it needs, the extra that installs it)
 NEEDS: dict[str, tuple[str, str]] = {
@@ -24,8 +25,9 @@ NEEDS: dict[str, tuple[str, str]] = {
 
 
 def check_available(loggers: DictConfig | None) -> None:
-    """Raise a one-line ConfigError for a configured logger whose package is not installed (at
-    start, not after the data is prepared)."""
+    """Raise a one-line ConfigError for a configured logger whose package is not installed, or a
+    StoreError for a tracking store that cannot be opened (at start, not after the data is
+    prepared)."""
     for name, conf in (loggers or {}).items():
         target = str(conf.get("_target_", "")) if isinstance(conf, DictConfig) else ""
         module, extra = NEEDS.get(target.rpartition(".")[2], (None, None))
@@ -34,6 +36,15 @@ def check_available(loggers: DictConfig | None) -> None:
                 f"logger={name} needs the {module} package: pip install -e '.[{extra}]' "
                 f"(or pip install {module})"
             )
+        if module == "mlflow":
+            check_mlflow_store(f"logger.{name}.tracking_uri", conf.get("tracking_uri"))
+
+
+def check_mlflow_store(setting: str, uri: str | None) -> None:
+    """StoreError unless the MLflow tracking store at ``uri`` opens and answers a query."""
+    from mlflow.tracking import MlflowClient
+
+    opened(setting, uri, lambda: MlflowClient(uri).search_experiments(max_results=1))
 
 
 class AppendingExperimentWriter(ExperimentWriter):

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from seq2seq_nmt.checkpoint import CheckpointError, read_payload
+from seq2seq_nmt.checkpoint import TRAINING, CheckpointError, describe, kind, read_payload
 from seq2seq_nmt.train.checks import verify_checkpoint
 from seq2seq_nmt.train.errors import ResumeError
 
@@ -43,14 +43,20 @@ def checked_resume(ckpt_path: str | None, module: Any, last: bool) -> str | None
 
 
 def check_same_settings(path: Path, module: Any) -> None:
-    """Raise a ResumeError when the checkpoint at ``path`` was trained with another model shape,
-    data preprocessing or vocabulary than ``module`` (settings it does not record are not
-    compared): a resume cannot honour those."""
+    """Raise a ResumeError when the checkpoint at ``path`` is not a training checkpoint, or was
+    trained with another model shape, data preprocessing or vocabulary than ``module`` (settings
+    it does not record are not compared): a resume cannot honour those."""
     ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     try:
         saved = read_payload(ckpt, path)
     except CheckpointError as e:
         raise ResumeError(f"ckpt_path={e}") from e
+    if kind(ckpt) != TRAINING:
+        raise ResumeError(
+            f"ckpt_path={path}: {describe(ckpt)}, it translates but does not resume; resuming "
+            "needs a training checkpoint (a run's last.ckpt or epoch*.ckpt: weights, optimizer "
+            "and loop states)"
+        )
     now = {"model": module.net_config, "data": module.data_config}
     diffs = [
         f"{part}.{key}={saved[part][key]!r} (now {value!r})"

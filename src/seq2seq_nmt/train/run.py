@@ -2,6 +2,7 @@
 
 import logging
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -11,7 +12,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from seq2seq_nmt.config import ConfigError
-from seq2seq_nmt.train.errors import DivergenceError, ResumeError
+from seq2seq_nmt.train.checkpoint_io import AtomicCheckpointIO
+from seq2seq_nmt.train.errors import DivergenceError, ResumeError, StorageError
 from seq2seq_nmt.train.lightning_module import TranslationModule
 from seq2seq_nmt.train.loggers import check_available
 from seq2seq_nmt.train.precision import trainer_precision
@@ -19,12 +21,14 @@ from seq2seq_nmt.train.records import (
     COMPLETED,
     DIVERGED,
     FAILED,
+    FULL,
     INTERRUPTED,
     RUNNING,
     record_outcome,
     record_provenance,
 )
 from seq2seq_nmt.train.resume import checked_resume
+from seq2seq_nmt.train.signals import Interrupted, SignalCheckpoint, Watch, watching
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +81,10 @@ def instantiate_all(group: DictConfig | None) -> list:
 
 def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
     """``cfg.trainer`` instantiated with ``kwargs``, its precision resolved for the hardware
-    (:func:`seq2seq_nmt.train.precision.trainer_precision`)."""
+    (:func:`seq2seq_nmt.train.precision.trainer_precision`), checkpoints written atomically in
+    their folder (:class:`seq2seq_nmt.train.checkpoint_io.AtomicCheckpointIO`)."""
     settings = trainer_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.accelerator)
+    settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
     return instantiate(cfg.trainer, **settings, **kwargs)
 
 
@@ -151,6 +157,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     callbacks, settings = instantiate_all(cfg.get("callbacks")), {}
     if not len(datamodule.datasets["val"]):
         callbacks, settings = without_validation(cfg, callbacks)
+    callbacks.append(SignalCheckpoint())  # SIGTERM/SIGUSR1: last.ckpt, then stop
     trainer = make_trainer(
         cfg, callbacks=callbacks, logger=instantiate_all(cfg.get("logger")), **settings
     )
@@ -179,21 +186,55 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     return trainer, metrics
 
 
+def full_disk_error(e: BaseException, run_dir: Path) -> StorageError | None:
+    """A one-line StorageError for an OSError of a full disk or quota raised by a write this
+    package does not make itself (a logger's file, say), or the StorageError it was raised while
+    handling (a logger's last save after a failed checkpoint save); None for any other one."""
+    if not isinstance(e, OSError) or e.errno not in FULL:
+        return None
+    cause = e.__context__
+    while cause is not None and not isinstance(cause, StorageError):
+        cause = cause.__context__
+    where = e.filename or f"the files of {run_dir}"
+    return cause or StorageError(f"cannot write {where}: {e.strerror}")
+
+
+def record_failure(run_dir: Path, started: float, e: BaseException, watch: Watch) -> None:
+    """``metrics.json`` for a run that raised ``e``: ``interrupted`` (with the signal, if one
+    stopped it), ``diverged`` or ``failed``; a record that cannot be written does not hide ``e``."""
+    status = INTERRUPTED if isinstance(e, KeyboardInterrupt | SystemExit) else FAILED
+    status = DIVERGED if isinstance(e, DivergenceError) else status
+    fields = {"error": f"{type(e).__name__}: {e}"}
+    if watch.signum is not None:
+        status, fields = INTERRUPTED, {"error": str(Interrupted(watch.signum))}
+        fields["signal"] = Interrupted(watch.signum).name
+    with suppress(StorageError):
+        record_outcome(run_dir, status, started, **fields)
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (or resume) and test; return the final metrics, ``val/bleu`` being the best one.
 
     The run directory gets ``run.json`` (provenance) and ``metrics.json`` (outcome and status).
+    A SIGTERM or SIGUSR1 ends the run with ``Interrupted`` (see ``train.signals``).
     """
     started, run_dir = time.monotonic(), Path(cfg.paths.output_dir)
     record_outcome(run_dir, RUNNING, started)
     pl.seed_everything(cfg.seed, workers=True)
-    try:
-        trainer, metrics = fit_and_test(cfg, run_dir)
-    except BaseException as e:  # Lightning turns Ctrl-C into SystemExit after its shutdown
-        status = INTERRUPTED if isinstance(e, KeyboardInterrupt | SystemExit) else FAILED
-        status = DIVERGED if isinstance(e, DivergenceError) else status
-        record_outcome(run_dir, status, started, error=f"{type(e).__name__}: {e}")
-        raise
+    with watching() as watch:
+        try:
+            trainer, metrics = fit_and_test(cfg, run_dir)
+        except BaseException as e:  # Lightning turns Ctrl-C into SystemExit after its shutdown
+            error = full_disk_error(e, run_dir) or e
+            record_failure(run_dir, started, error, watch)
+            if watch.signum is not None and not isinstance(e, Interrupted):
+                raise Interrupted(watch.signum) from None  # Lightning's SIGTERMException
+            if error is not e:
+                raise error from e
+            raise
+        if watch.signum is not None:  # came after the last training batch: stop here
+            record_failure(run_dir, started, Interrupted(watch.signum), watch)
+            raise Interrupted(watch.signum)
     ckpt = trainer.checkpoint_callback
     record_outcome(
         run_dir, INTERRUPTED if trainer.interrupted else COMPLETED, started,

@@ -4,6 +4,7 @@ score against references. Bad input is one line on stderr and exit status 2."""
 
 import logging
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import fields
@@ -15,6 +16,7 @@ from omegaconf import OmegaConf
 
 from seq2seq_nmt.checkpoint import CheckpointError
 from seq2seq_nmt.config import BLEU_TOKENIZERS
+from seq2seq_nmt.data.io import CorpusError, atomic_text, text_lines
 from seq2seq_nmt.decoding.options import DecodingOptions, check_batch_size
 from seq2seq_nmt.metrics import corpus_bleu, corpus_chrf
 from seq2seq_nmt.translate.translator import (
@@ -51,11 +53,13 @@ def split_lines(text: str) -> list[str]:
     return [line.removesuffix("\r") for line in lines]
 
 
-def read_file(path: str | Path, what: str) -> list[str]:
+def read_file(path: str | Path, what: str, encoding: str | None = None) -> list[str]:
+    """The lines of a text file, read as corpus files are (``io.text_lines``: a byte-order mark
+    dropped, a legacy encoding refused unless ``encoding`` names it)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{what} file not found: {path}")
-    return split_lines(path.read_bytes().decode("utf-8", errors="replace"))
+    return list(text_lines(path, Counter(), encoding, option="encoding"))
 
 
 def read_source(cfg, stdin: TextIO, text: str | None = None) -> list[str] | None:
@@ -65,7 +69,7 @@ def read_source(cfg, stdin: TextIO, text: str | None = None) -> list[str] | None
     if text is not None:
         return str(text).split("\n")
     if cfg.get("input"):
-        return read_file(cfg.input, "input")
+        return read_file(cfg.input, "input", cfg.get("encoding"))
     if stdin.isatty():
         return None
     raw = stdin.buffer.read() if hasattr(stdin, "buffer") else stdin.read().encode()
@@ -160,7 +164,7 @@ def prepare(
     if cfg.get("reference"):
         if lines is None:
             raise ValueError("reference= needs text=, input= or piped standard input")
-        refs = read_file(cfg.reference, "reference")
+        refs = read_file(cfg.reference, "reference", cfg.get("encoding"))
         if not translator.subwords:
             refs = [translator.normalize(r) for r in refs]
         if len(refs) != len(lines):
@@ -174,21 +178,27 @@ def run(cfg, stdin: TextIO | None = None, text: str | None = None) -> None:
     """translate.py's body: translations on stdout (or ``output``), scores, warnings and errors
     on stderr. ``text``: the raw ``text=`` argument (``take_text_arg``), used instead of ``cfg.text``.
 
-    Bad input (checkpoint, files, options) gives a one-line error and exit status 2.
+    Bad input (checkpoint, files, options) or an output that cannot be written gives a one-line
+    error and exit status 2.
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    with ExitStack() as stack:
-        try:
-            translator, opts, batches, refs = prepare(cfg, stdin or sys.stdin, text)
-            out = (
-                stack.enter_context(open(cfg.output, "w", encoding="utf-8"))
-                if cfg.get("output")
-                else sys.stdout
-            )
-        except (CheckpointError, OSError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2) from None
-        best = write_translations(translator, batches, out, opts, cfg)
+    try:
+        with ExitStack() as stack:
+            try:
+                translator, opts, batches, refs = prepare(cfg, stdin or sys.stdin, text)
+                out = (
+                    stack.enter_context(atomic_text(cfg.output))
+                    if cfg.get("output")
+                    else sys.stdout
+                )
+            except (CheckpointError, CorpusError, OSError, ValueError) as e:
+                print(f"error: {e}", file=sys.stderr)
+                raise SystemExit(2) from None
+            best = write_translations(translator, batches, out, opts, cfg)
+    except OSError as e:  # a full disk: output= is written whole or not at all (io.atomic_text)
+        print(f"error: cannot write {cfg.get('output') or 'the translations'}: {e.strerror or e}",
+              file=sys.stderr)  # fmt: skip
+        raise SystemExit(2) from None
     if refs is not None:
         report_scores(best, refs, translator, cfg.metrics.tokenize)
 
