@@ -107,8 +107,8 @@ def test_ddp_ranks_train_on_distinct_batches_and_rank_zero_alone_writes(tmp_path
 def test_ddp_multirun_launches_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
     out = run_train(
-        tmp_path, "-m", f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", "+trainer.limit_train_batches=4",
-        "+trainer.limit_val_batches=1", "seed=1,2",
+        tmp_path, "-m", f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=1", "seed=1,2",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]

@@ -20,9 +20,9 @@ TINY = [
     "model.emb_size=32",
     "model.hidden_size=32",
     f"trainer.max_epochs={EPOCHS}",
-    f"+trainer.limit_train_batches={BATCHES}",
+    f"trainer.limit_train_batches={BATCHES}",
     f"callbacks.step_checkpoint.every_n_train_steps={CKPT_EVERY}",
-    "+trainer.limit_val_batches=2",
+    "trainer.limit_val_batches=2",
     "test=false",
     "logger=csv",
 ]

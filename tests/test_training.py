@@ -25,7 +25,7 @@ class LossHistory(pl.Callback):
 
 def fit(tmp_path, *overrides: str, steps: int = 40):
     """A short fit; returns the module, the trainer and the per-step training losses."""
-    cfg = make_cfg(tmp_path, "debug=fast", "logger=csv", f"+trainer.max_steps={steps}", *overrides)
+    cfg = make_cfg(tmp_path, "debug=fast", "logger=csv", f"trainer.max_steps={steps}", *overrides)
     pl.seed_everything(cfg.seed)
     datamodule, module = build(cfg)
     history = LossHistory()

@@ -110,8 +110,9 @@ class TranslationModule(pl.LightningModule):
             {f"{stage}/loss": mean_nll, f"{stage}/ppl": torch.exp(mean_nll), f"{stage}/bleu": bleu},
             prog_bar=True,
         )
+        if stage == "test":  # each validation has its line (seq2seq_nmt.train.progress)
+            log.info("test BLEU %.2f (%s) over %d sentences", bleu, sig, len(outputs))
         if not self.trainer.sanity_checking:
-            log.info("%s BLEU %.2f (%s) over %d sentences", stage, bleu, sig, len(outputs))
             self._log_samples(stage, outputs[: self.num_samples])
 
     def _board(self) -> Any:

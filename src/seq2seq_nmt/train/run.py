@@ -11,10 +11,12 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from seq2seq_nmt.config import ConfigError
+from seq2seq_nmt.train.budget import WorkMeter, trainer_limits
 from seq2seq_nmt.train.errors import DivergenceError, ResumeError
 from seq2seq_nmt.train.lightning_module import TranslationModule
 from seq2seq_nmt.train.loggers import check_available
 from seq2seq_nmt.train.precision import trainer_precision
+from seq2seq_nmt.train.progress import ValidationLog
 from seq2seq_nmt.train.records import (
     COMPLETED,
     DIVERGED,
@@ -58,6 +60,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, TranslationModule]:
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         bleu_tokenize=cfg.get("metrics", {}).get("tokenize", "13a"),
     )
+    params = sum(p.numel() for p in module.net.parameters())
+    log.info("model: %s attention, %s parameters", cfg.model.attention, f"{params:,}")
     return datamodule, module
 
 
@@ -77,8 +81,10 @@ def instantiate_all(group: DictConfig | None) -> list:
 
 def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
     """``cfg.trainer`` instantiated with ``kwargs``, its precision resolved for the hardware
-    (:func:`seq2seq_nmt.train.precision.trainer_precision`)."""
+    (:func:`seq2seq_nmt.train.precision.trainer_precision`), its limits set by ``cfg.budget``
+    where one is chosen (:mod:`seq2seq_nmt.train.budget`)."""
     settings = trainer_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.accelerator)
+    settings |= trainer_limits(cfg.get("budget"))
     return instantiate(cfg.trainer, **settings, **kwargs)
 
 
@@ -120,10 +126,13 @@ def log_hyperparameters(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str,
 
 
 def log_parameters(trainer: pl.Trainer, cfg: DictConfig) -> None:
-    """The run's settings to every logger but TensorBoard (whose HPARAMS need the final metrics
-    and are written at the end), before training: a run that fails still shows its parameters."""
+    """The run's settings to every logger before training, so a run that fails still shows its
+    parameters; TensorBoard's HPARAMS need the final metrics and are written at the end, but its
+    ``hparams.yaml`` (written once, at its first save) gets the settings now."""
     for logger in trainer.loggers:
-        if not isinstance(logger, TensorBoardLogger):
+        if isinstance(logger, TensorBoardLogger):
+            logger.hparams.update(hyperparameters(cfg))
+        else:
             logger.log_hyperparams(hyperparameters(cfg))
 
 
@@ -149,6 +158,8 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     check_available(cfg.get("logger"))  # before the data is prepared
     datamodule, module = build(cfg)
     callbacks, settings = instantiate_all(cfg.get("callbacks")), {}
+    meter = WorkMeter(tokens=OmegaConf.select(cfg, "budget.tokens"))
+    callbacks += [meter, ValidationLog(run_dir)]
     if not len(datamodule.datasets["val"]):
         callbacks, settings = without_validation(cfg, callbacks)
     trainer = make_trainer(
@@ -161,6 +172,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics |= split_metrics(datamodule.split_report)
+    metrics |= {"train/tgt_tokens": meter.tokens, "train/time_s": round(meter.elapsed(), 1)}
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics["val/bleu"] = float(ckpt.best_model_score)
@@ -171,12 +183,21 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
             "the test split is empty (dataset.test_size=%s): testing skipped", cfg.dataset.test_size
         )
     elif test:
-        best = "best" if ckpt is not None and ckpt.best_model_path else None
-        metrics |= {
-            k: float(v) for k, v in trainer.test(module, datamodule, ckpt_path=best)[0].items()
-        }
+        best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+        results = trainer.test(module, datamodule, ckpt_path=best, verbose=False)[0]
+        metrics |= {k: float(v) for k, v in results.items()}
     log_hyperparameters(trainer, cfg, metrics)
+    log.info("result: %s", result_line(trainer, metrics))
     return trainer, metrics
+
+
+def result_line(trainer: pl.Trainer, metrics: dict[str, float]) -> str:
+    """The run's outcome in one line: best validation and test BLEU, work done, status."""
+    parts = [f"{name} {metrics[key]:.2f}" for key, name in
+             (("val/bleu", "best val BLEU"), ("test/bleu", "test BLEU")) if key in metrics]  # fmt: skip
+    parts.append(f"{trainer.global_step} steps, {int(metrics['train/tgt_tokens']):,} tgt tokens")
+    parts.append(f"{metrics['train/time_s']:.0f} s training")
+    return ", ".join(parts) + (" (interrupted)" if trainer.interrupted else "")
 
 
 def train(cfg: DictConfig) -> dict[str, float]:
