@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.trainer.states import TrainerFn
@@ -42,14 +43,20 @@ def trainer_limits(budget: DictConfig | dict | None) -> dict[str, Any]:
 
 
 class WorkMeter(pl.Callback):
-    """Counts the target tokens trained (padding excluded) and the training time (validation
-    excluded); stops training once ``tokens`` are reached. When a time limit
-    (``trainer.max_time``, ``budget.time``) has run out by the end of a validation, training
-    stops there, instead of validating again at the next step."""
+    """Counts the target tokens trained (padding excluded; every rank's under DDP) and the
+    training time (validation excluded); stops training once ``tokens`` are reached. When a time
+    limit (``trainer.max_time``, ``budget.time``) has run out by the end of a validation, training
+    stops there, instead of validating again at the next step.
 
-    def __init__(self, tokens: float | None = None):
+    On one device the count is a host integer, checked every step; under DDP the ranks add up
+    their counts every ``ddp_every_n_steps`` steps (one collective), so that all stop together.
+    """
+
+    def __init__(self, tokens: float | None = None, ddp_every_n_steps: int = 10):
         self.budget = None if tokens is None else int(tokens)
+        self.ddp_every_n_steps = ddp_every_n_steps
         self.tokens, self.train_time = 0, 0.0  # carried over by a resume
+        self._pending = 0  # this rank's tokens not yet added up with the other ranks'
         self._since: float | None = None  # start of the current stretch of training
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -58,7 +65,13 @@ class WorkMeter(pl.Callback):
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *_
     ) -> None:
-        self.tokens += int(batch["tgt_tokens"])  # counted on the host by the collate function
+        self._pending += int(batch["tgt_tokens"])  # counted on the host by the collate function
+        if trainer.world_size == 1:
+            self.tokens, self._pending = self.tokens + self._pending, 0
+        elif trainer.global_step % self.ddp_every_n_steps == 0:
+            pending = torch.tensor(self._pending, device=pl_module.device)
+            self.tokens += int(trainer.strategy.reduce(pending, reduce_op="sum"))
+            self._pending = 0
         if self.budget is not None and self.tokens >= self.budget:
             trainer.should_stop = True
 

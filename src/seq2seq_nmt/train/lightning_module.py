@@ -106,10 +106,12 @@ class TranslationModule(pl.LightningModule):
             return
         hyps, refs = [h for _, h, _ in outputs], [r for _, _, r in outputs]
         bleu, sig = corpus_bleu(hyps, refs, self.bleu_tokenize)
+        # every rank holds the same values (BLEU over the gathered outputs, the loss from a metric
+        # synced by torchmetrics): their mean under DDP is that value, and Lightning is told so
         self.log_dict(
             {f"{stage}/loss": mean_nll, f"{stage}/ppl": torch.exp(mean_nll), f"{stage}/bleu": bleu},
-            prog_bar=True,
-        )
+            prog_bar=True, sync_dist=True,
+        )  # fmt: skip
         if stage == "test":  # each validation has its line (seq2seq_nmt.train.progress)
             log.info("test BLEU %.2f (%s) over %d sentences", bleu, sig, len(outputs))
         if not self.trainer.sanity_checking:
