@@ -66,17 +66,24 @@ class WorkMeter(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, *_
     ) -> None:
         self._pending += int(batch["tgt_tokens"])  # counted on the host by the collate function
-        if trainer.world_size == 1:
-            self.tokens, self._pending = self.tokens + self._pending, 0
-        elif trainer.global_step % self.ddp_every_n_steps == 0:
-            pending = torch.tensor(self._pending, device=pl_module.device)
-            self.tokens += int(trainer.strategy.reduce(pending, reduce_op="sum"))
-            self._pending = 0
+        if trainer.world_size == 1 or trainer.global_step % self.ddp_every_n_steps == 0:
+            self._add_up(trainer, pl_module)
         if self.budget is not None and self.tokens >= self.budget:
             trainer.should_stop = True
 
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._add_up(trainer, pl_module)
+
+    def _add_up(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Add every rank's pending tokens to the count (a collective under DDP)."""
+        if trainer.world_size > 1:
+            pending = torch.tensor(self._pending, device=pl_module.device)
+            self._pending = int(trainer.strategy.reduce(pending, reduce_op="sum"))
+        self.tokens, self._pending = self.tokens + self._pending, 0
+
     def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._pause()
+        self._add_up(trainer, pl_module)  # the validation's row counts every token before it
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
