@@ -1,5 +1,7 @@
-"""Summarise a sweep: ``nmt-report multirun/<date>/<time> [--out DIR]`` (also written by itself
-at the end of every multirun: :mod:`seq2seq_nmt.tools.sweep_report`).
+"""Summarise a sweep: settings, seeds aggregated, learning curves, final BLEU and its spread.
+
+``nmt-report multirun/<date>/<time> [--out DIR]``; also written by itself at the end of every
+multirun (:mod:`seq2seq_nmt.tools.sweep_report`).
 
 Reads each job directory (``0/``, ``1/``, ...): its overrides and composed config (``.hydra/``),
 outcome (``metrics.json``) and learning curve (``curve.csv``). Jobs that differ only by ``seed``
@@ -121,12 +123,14 @@ def read_sweep(sweep_dir: Path) -> list[dict]:
 
 
 def leaves(node: Any, prefix: str = "") -> dict[str, str]:
-    """The leaves of a config node as ``dotted.key -> value`` (values unresolved, as text)."""
-    if not isinstance(node, DictConfig):
+    """The leaves of a config node as ``dotted.key -> value`` (interpolations unresolved, as
+    written: ``${seed}``; values as text)."""
+    if isinstance(node, DictConfig):
+        node = OmegaConf.to_container(node, resolve=False)
+    if not isinstance(node, dict):
         return {prefix: str(node)}
     out = {}
-    for key in node:
-        value = node._get_node(key)._value() if OmegaConf.is_interpolation(node, key) else node[key]
+    for key, value in node.items():
         out |= leaves(value, f"{prefix}.{key}" if prefix else str(key))
     return out
 
@@ -158,10 +162,10 @@ def settings(rows: list[dict]) -> list[str]:
         s if short.count(s) == 1 else name for s, (name, _) in zip(short, columns, strict=True)
     ]
     for i, row in enumerate(known):
-        row["setting"] = ", ".join(
-            f"{n}={values[i]}" for n, (_, values) in zip(names, columns, strict=True)
-        ) or "(one setting)"  # fmt: skip
         row["settings"] = {n: values[i] for n, (_, values) in zip(names, columns, strict=True)}
+        row["setting"] = (
+            ", ".join(f"{n}={fmt(v)}" for n, v in row["settings"].items()) or "(one setting)"
+        )
     for row in rows:
         row.setdefault("setting", f"job {row['job']} (no .hydra/)")
         row.setdefault("settings", {})
@@ -215,10 +219,10 @@ def aggregate(rows: list[dict]) -> list[dict]:
     """One entry per setting (jobs that differ only by seed), in order of first appearance."""
     groups: dict[str, list[dict]] = {}
     for r in rows:
-        groups.setdefault(r["setting"], []).append(r)
+        groups.setdefault(repr(r["settings"]) if r["settings"] else r["setting"], []).append(r)
     out = []
-    for label, jobs in groups.items():
-        entry = {"setting": label, "settings": jobs[0]["settings"], "jobs": jobs}
+    for jobs in groups.values():
+        entry = {"setting": jobs[0]["setting"], "settings": jobs[0]["settings"], "jobs": jobs}
         entry["seeds"] = [seed_of(j) for j in jobs]
         for key in ("val_bleu", "test_bleu"):
             values = [j[key] for j in jobs if j.get(key) is not None]
