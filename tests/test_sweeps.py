@@ -66,6 +66,8 @@ def test_token_budget_stops_at_the_budget_and_records_the_work(tmp_path):
     assert int(rows[-1]["step"]) == outcome["steps"]  # the stop validated the final weights
     assert int(rows[-1]["tokens"]) == tokens and float(rows[-1]["tokens_per_s"]) > 0
     assert outcome["metrics"]["val/bleu"] == max(float(r["val_bleu"]) for r in rows)
+    # validations inside one epoch keep a checkpoint each (the top 2): nmt-average --last 2 works
+    assert len(list((tmp_path / "checkpoints").glob("epoch000-step*-bleu*.ckpt"))) == 2
 
 
 class SlowFirstValidation(pl.Callback):
