@@ -126,9 +126,10 @@ def test_report_aggregates_seeds_labels_by_meaning_and_marks_differences(tmp_pat
         "bahdanau",
         "luong_general",
     ]  # model=luong, by meaning
-    assert rows[0]["seeds"] == "1,2,3"
-    assert rows[0]["val BLEU"] == "20.00 ± 0.20 [19.80 20.00 20.20]"
-    assert rows[1]["test BLEU"] == "24.00 ± 0.20 [23.80 24.00 24.20]"
+    assert rows[0]["seeds"] == "1 2 3" and rows[0]["val_bleu_per_seed"] == "19.8 20.0 20.2"
+    assert float(rows[0]["val_bleu_mean"]) == pytest.approx(20.0)
+    assert float(rows[1]["test_bleu_std"]) == pytest.approx(0.2)
+    assert "20.00 ± 0.20 [19.80 20.00 20.20]" in text  # the table: mean ± std [per seed]
     assert "test BLEU differences beyond the seeds' spread" in text
     assert re.search(r"attention=luong_general\s+>\s+attention=bahdanau\s+\(\+5\.00\)", text)
     jobs = list(csv.DictReader((tmp_path / "report.csv").open()))
@@ -224,10 +225,11 @@ def test_a_sweep_with_seeds_writes_its_report_by_itself(tmp_path):
     assert "4 jobs, 2 settings x up to 2 seeds" in out.stdout
     rows = list(csv.DictReader((sweep / "settings.csv").open()))
     assert [(r["attention"], r["seeds"]) for r in rows] == [
-        ("bahdanau", "1,2"),
-        ("luong_general", "1,2"),
+        ("bahdanau", "1 2"),
+        ("luong_general", "1 2"),
     ]
-    assert all(re.fullmatch(r"[\d.]+ ± [\d.]+ \[[\d.]+ [\d.]+\]", r["test BLEU"]) for r in rows)
+    assert all(len(r["test_bleu_per_seed"].split()) == 2 and r["test_bleu_std"] for r in rows)
+    assert re.search(r"bahdanau\s+1,2\s+[\d.]+ ± [\d.]+ \[[\d.]+ [\d.]+\]", out.stdout)
     jobs = list(csv.DictReader((sweep / "report.csv").open()))
     assert all(3000 <= float(j["tokens"]) < 3000 + 64 * 12 for j in jobs)
     assert {j["unequal_work"] for j in jobs} == {"False"}

@@ -307,6 +307,24 @@ def setting_cells(names: list[str], entry: dict) -> list[str]:
     ]  # fmt: skip
 
 
+SETTING_FIELDS = ("seeds", "val_bleu_mean", "val_bleu_std", "val_bleu_per_seed", "test_bleu_mean",
+                  "test_bleu_std", "test_bleu_per_seed", "steps", "tokens", "tokens_per_s",
+                  "wall_time_s", "status", "flags")  # fmt: skip
+
+
+def setting_row(names: list[str], entry: dict) -> list[Any]:
+    """A row of ``settings.csv``: numbers as numbers, per-seed values space-separated."""
+    bleu = [
+        value for key in ("val_bleu", "test_bleu")
+        for value in (entry[f"{key}_mean"], entry[f"{key}_std"], " ".join(map(str, entry[key])))
+    ]  # fmt: skip
+    return [
+        *(entry["settings"].get(n) for n in names), " ".join(map(str, entry["seeds"])), *bleu,
+        *(entry[k] for k in ("steps", "tokens", "tokens_per_s", "wall_time_s")),
+        entry["status"], entry["flags"],
+    ]  # fmt: skip
+
+
 def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
@@ -454,7 +472,11 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
          bool(r.get("unequal_work")), r.get("error")] for r in rows
     ])  # fmt: skip
     cells = [[*names, *SETTING_COLUMNS], *(setting_cells(names, e) for e in entries)]
-    write_csv(out_dir / "settings.csv", cells[0], cells[1:])
+    write_csv(
+        out_dir / "settings.csv",
+        [*names, *SETTING_FIELDS],
+        [setting_row(names, e) for e in entries],
+    )
     plot_curves(entries, out_dir / "curves.png")
     plot_bleu(entries, out_dir / "bleu.png")
     seeds = max(len(e["jobs"]) for e in entries)
