@@ -93,7 +93,7 @@ def read_job(job_dir: Path) -> dict:
     if summary is None:
         return row | {"status": NO_SUMMARY}
     metrics = summary.get("metrics") or {}
-    tokens, seconds = number(metrics.get("train/tgt_tokens")), number(metrics.get("train/time_s"))
+    tokens, seconds = number(metrics.get("train/tgt_tokens")), number(summary.get("train_time_s"))
     status = summary.get("status")
     return row | {
         "status": UNFINISHED if status == RUNNING else status,

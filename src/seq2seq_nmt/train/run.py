@@ -172,7 +172,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics |= split_metrics(datamodule.split_report)
-    metrics |= {"train/tgt_tokens": meter.tokens, "train/time_s": round(meter.elapsed(), 1)}
+    metrics["train/tgt_tokens"] = meter.tokens
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics["val/bleu"] = float(ckpt.best_model_score)
@@ -191,12 +191,17 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     return trainer, metrics
 
 
+def training_time(trainer: pl.Trainer) -> float:
+    """Seconds of training (validation excluded, across resumes), from the run's WorkMeter."""
+    return round(next(c for c in trainer.callbacks if isinstance(c, WorkMeter)).elapsed(), 1)
+
+
 def result_line(trainer: pl.Trainer, metrics: dict[str, float]) -> str:
     """The run's outcome in one line: best validation and test BLEU, work done, status."""
     parts = [f"{name} {metrics[key]:.2f}" for key, name in
              (("val/bleu", "best val BLEU"), ("test/bleu", "test BLEU")) if key in metrics]  # fmt: skip
     parts.append(f"{trainer.global_step} steps, {int(metrics['train/tgt_tokens']):,} tgt tokens")
-    parts.append(f"{metrics['train/time_s']:.0f} s training")
+    parts.append(f"{training_time(trainer):.0f} s training")
     return ", ".join(parts) + (" (interrupted)" if trainer.interrupted else "")
 
 
@@ -218,7 +223,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt = trainer.checkpoint_callback
     record_outcome(
         run_dir, INTERRUPTED if trainer.interrupted else COMPLETED, started,
-        steps=trainer.global_step, epochs=trainer.current_epoch,
+        steps=trainer.global_step, epochs=trainer.current_epoch, train_time_s=training_time(trainer),
         best_checkpoint=ckpt.best_model_path if ckpt is not None else None, metrics=metrics,
     )  # fmt: skip
     return metrics
