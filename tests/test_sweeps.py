@@ -16,6 +16,7 @@ import yaml
 
 from helpers import ROOT, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
+from seq2seq_nmt.tools.average import main as average_main
 from seq2seq_nmt.tools.report import report
 from seq2seq_nmt.train.budget import UNITS, trainer_limits
 from seq2seq_nmt.train.run import make_trainer, train
@@ -68,6 +69,8 @@ def test_token_budget_stops_at_the_budget_and_records_the_work(tmp_path):
     assert outcome["metrics"]["val/bleu"] == max(float(r["val_bleu"]) for r in rows)
     # validations inside one epoch keep a checkpoint each (the top 2): nmt-average --last 2 works
     assert len(list((tmp_path / "checkpoints").glob("epoch000-step*-bleu*.ckpt"))) == 2
+    average_main([str(tmp_path), "--last", "2", "-o", str(tmp_path / "avg.ckpt")])
+    assert (tmp_path / "avg.ckpt").is_file()
 
 
 class SlowFirstValidation(pl.Callback):
