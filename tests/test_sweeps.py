@@ -142,6 +142,24 @@ def test_report_aggregates_seeds_labels_by_meaning_and_marks_differences(tmp_pat
     assert "unequal work" not in text
 
 
+def test_report_rates_differences_on_the_test_sentences_with_a_paired_bootstrap(tmp_path):
+    make_sweep(tmp_path)
+    refs = [f"sentence number {i} is here" for i in range(300)]
+    for job in range(6):  # jobs 0-2 (bahdanau) get 40% of the sentences right, 3-5 all but 3%
+        right = 0.4 if job < 3 else 0.97
+        hyps = [r if (i * 7 + job) % 100 < right * 100 else "no" for i, r in enumerate(refs)]
+        (tmp_path / str(job) / "test.hyp.txt").write_text("\n".join(hyps) + "\n")
+        (tmp_path / str(job) / "test.ref.txt").write_text("\n".join(refs) + "\n")
+    text = report(tmp_path)
+    assert "sacrebleu paired bootstrap, 1000 resamples, every seed's outputs" in text
+    assert re.search(
+        r"attention=luong_general\s+>\s+attention=bahdanau\s+\([\d.]+ vs [\d.]+, p = 0\.00\d\)",
+        text,
+    )
+    (tmp_path / "5" / "test.ref.txt").write_text("other references\n")  # tested on other sentences
+    assert "paired bootstrap" not in report(tmp_path)
+
+
 def test_report_shows_overrides_unescaped(tmp_path):
     make_sweep(tmp_path)
     (tmp_path / "5" / ".hydra" / "overrides.yaml").write_text(
@@ -237,3 +255,7 @@ def test_a_sweep_with_seeds_writes_its_report_by_itself(tmp_path):
     assert all(3000 <= float(j["tokens"]) < 3000 + 64 * 12 for j in jobs)
     assert {j["unequal_work"] for j in jobs} == {"False"}
     assert (sweep / "curves.png").is_file() and (sweep / "bleu.png").is_file()
+    hyps, refs = (
+        (sweep / "0" / name).read_text().splitlines() for name in ("test.hyp.txt", "test.ref.txt")
+    )
+    assert len(hyps) == len(refs) == 200  # the sample corpus's test split, for the paired bootstrap

@@ -30,8 +30,11 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
+from sacrebleu.metrics import BLEU
+from sacrebleu.significance import PairedTest
 
 from seq2seq_nmt.train.records import METRICS_FILE, RUNNING, read_json
+from seq2seq_nmt.train.run import TEST_HYPS, TEST_REFS
 
 log = logging.getLogger(__name__)
 NO_SUMMARY, UNFINISHED = "no summary", "unfinished"
@@ -85,6 +88,7 @@ def read_job(job_dir: Path) -> dict:
     config_path = job_dir / ".hydra" / "config.yaml"
     row = {
         "job": job_dir.name,
+        "dir": job_dir,
         "overrides": parse_overrides(job_dir),
         "config": OmegaConf.load(config_path) if config_path.is_file() else None,
         "curve": read_curve(job_dir),
@@ -248,6 +252,42 @@ def beyond_spread(entries: list[dict], key: str = "test_bleu") -> list[str]:
         if lo[f"{key}_mean"] + 2 * lo[f"{key}_std"] < hi[f"{key}_mean"] - 2 * hi[f"{key}_std"]:
             gap = hi[f"{key}_mean"] - lo[f"{key}_mean"]
             lines.append(f"  {hi['setting']}  >  {lo['setting']}  (+{gap:.2f})")
+    return lines
+
+
+def read_lines(path: Path) -> list[str] | None:
+    return path.read_text(encoding="utf-8").splitlines() if path.is_file() else None
+
+
+def paired_bootstrap(entries: list[dict], samples: int = 1000) -> list[str]:
+    """Pairs of settings whose test BLEU differs on the test sentences at p < 0.05: sacrebleu's
+    paired bootstrap resampling over every seed's outputs (seeds matched in job order, the
+    references repeated). Settings whose jobs wrote no test outputs are left out; none is rated
+    when the jobs were tested on different references."""
+    tested = [(e, [j for j in e["jobs"] if (j["dir"] / TEST_HYPS).is_file()]) for e in entries]
+    tested = [(e, jobs) for e, jobs in tested if jobs]
+    refs = [read_lines(j["dir"] / TEST_REFS) for _, jobs in tested for j in jobs]
+    if len(tested) < 2 or any(r != refs[0] for r in refs):
+        return []
+    seeds = min(len(jobs) for _, jobs in tested)
+    systems = [
+        (e["setting"], [h for j in jobs[:seeds] for h in read_lines(j["dir"] / TEST_HYPS)])
+        for e, jobs in tested
+    ]
+    config = tested[0][1][0]["config"]
+    tokenize = OmegaConf.select(config, "metrics.tokenize") if config is not None else None
+    bleu = BLEU(tokenize=str(tokenize or "13a"))
+    lines = []
+    for i in range(len(systems) - 1):
+        _, scores = PairedTest(systems[i:], {"BLEU": bleu}, [refs[0] * seeds], "bs", samples)()
+        base = scores["BLEU"][0]
+        for (name, _), result in zip(systems[i + 1 :], scores["BLEU"][1:], strict=True):
+            if result.p_value < 0.05:
+                pair = sorted(
+                    [(systems[i][0], base.score), (name, result.score)], key=lambda x: -x[1]
+                )
+                (hi, hs), (lo, ls) = pair
+                lines.append(f"  {hi}  >  {lo}  ({hs:.2f} vs {ls:.2f}, p = {result.p_value:.3f})")
     return lines
 
 
@@ -493,6 +533,9 @@ def report(sweep_dir: Path, out_dir: Path | None = None) -> str:
             lines.append(
                 "no test BLEU difference between settings exceeds the seeds' spread (mean ± 2 std)"
             )
+    if bootstrap := paired_bootstrap(entries):
+        lines += ["test BLEU differences on the test sentences (sacrebleu paired bootstrap, "
+                  "1000 resamples, every seed's outputs):", *bootstrap]  # fmt: skip
     scored = [e for e in entries if e["val_bleu_mean"] is not None]
     if scored:
         best = max(scored, key=lambda e: e["val_bleu_mean"])

@@ -66,6 +66,7 @@ class TranslationModule(pl.LightningModule):
         self.teacher_forcing_ratio, self.num_samples = teacher_forcing_ratio, num_samples
         self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
         self._outputs: list[tuple[str, str, str]] = []
+        self.test_outputs: list[tuple[str, str, str]] = []  # (source, output, reference), last test
 
     def forward(self, batch: dict, teacher_forcing_ratio: float = 1.0, per_sequence: bool = False):
         src, src_len, tgt_in = batch["src"], batch["src_len"], batch["tgt_in"]
@@ -113,6 +114,7 @@ class TranslationModule(pl.LightningModule):
             prog_bar=True, sync_dist=True,
         )  # fmt: skip
         if stage == "test":  # each validation has its line (seq2seq_nmt.train.progress)
+            self.test_outputs = outputs
             log.info("test BLEU %.2f (%s) over %d sentences", bleu, sig, len(outputs))
         if not self.trainer.sanity_checking:
             self._log_samples(stage, outputs[: self.num_samples])

@@ -11,6 +11,8 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from seq2seq_nmt.config import ConfigError
+from seq2seq_nmt.data.io import atomic_write
+from seq2seq_nmt.rank import rank_zero_only
 from seq2seq_nmt.train.budget import WorkMeter, trainer_limits
 from seq2seq_nmt.train.errors import DivergenceError, ResumeError
 from seq2seq_nmt.train.lightning_module import TranslationModule
@@ -29,6 +31,7 @@ from seq2seq_nmt.train.records import (
 from seq2seq_nmt.train.resume import checked_resume
 
 log = logging.getLogger(__name__)
+TEST_HYPS, TEST_REFS = "test.hyp.txt", "test.ref.txt"
 
 
 class CheckpointNotFoundError(ResumeError, FileNotFoundError):
@@ -186,6 +189,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
         best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
         results = trainer.test(module, datamodule, ckpt_path=best, verbose=False)[0]
         metrics |= {k: float(v) for k, v in results.items()}
+        write_test_outputs(run_dir, module.test_outputs)
     log_hyperparameters(trainer, cfg, metrics)
     log.info("result: %s", result_line(trainer, metrics))
     return trainer, metrics
@@ -194,6 +198,16 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
 def training_time(trainer: pl.Trainer) -> float:
     """Seconds of training (validation excluded, across resumes), from the run's WorkMeter."""
     return round(next(c for c in trainer.callbacks if isinstance(c, WorkMeter)).elapsed(), 1)
+
+
+@rank_zero_only
+def write_test_outputs(run_dir: Path, outputs: list[tuple[str, str, str]]) -> None:
+    """``test.hyp.txt`` and ``test.ref.txt``: the test split's outputs and references, a line
+    each, in the same order (for the report's paired bootstrap between settings)."""
+    for name, column in ((TEST_HYPS, 1), (TEST_REFS, 2)):
+        text = "".join(" ".join(row[column].split()) + "\n" for row in outputs)
+        with atomic_write(run_dir / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
 
 
 def result_line(trainer: pl.Trainer, metrics: dict[str, float]) -> str:
