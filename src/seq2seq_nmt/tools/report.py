@@ -7,7 +7,8 @@ Reads each job directory (``0/``, ``1/``, ...): its overrides and composed confi
 outcome (``metrics.json``) and learning curve (``curve.csv``). Jobs that differ only by ``seed``
 are replicates of one setting: the report gives their mean, standard deviation and per-seed
 values, marks the differences between settings that exceed the seeds' spread (mean ± 2 std
-intervals that do not overlap) and flags jobs that did unequal work (steps, or target tokens
+intervals that do not overlap) and on the test sentences (sacrebleu's paired bootstrap over the
+seeds' test outputs, ``test.hyp.txt``), and flags jobs that did unequal work (steps, or target tokens
 under a token or epoch budget, more than 10% off the sweep's median). It writes ``report.csv``
 (a row per job), ``settings.csv`` (a row per setting), ``curves.png`` (validation BLEU against
 steps, target tokens and training time, mean and band over seeds), ``bleu.png`` (final BLEU per
@@ -16,7 +17,6 @@ setting with its spread) and, for an Optuna search, ``importance.png``.
 
 import argparse
 import csv
-import logging
 import math
 import re
 import statistics
@@ -36,7 +36,6 @@ from sacrebleu.significance import PairedTest
 from seq2seq_nmt.train.records import METRICS_FILE, RUNNING, read_json
 from seq2seq_nmt.train.run import TEST_HYPS, TEST_REFS
 
-log = logging.getLogger(__name__)
 NO_SUMMARY, UNFINISHED = "no summary", "unfinished"
 REPLICATE_KEY = "seed"
 UNEQUAL = 0.10  # relative difference from the median that flags unequal work
