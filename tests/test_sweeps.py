@@ -18,7 +18,8 @@ from helpers import ROOT, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.tools.average import main as average_main
 from seq2seq_nmt.tools.report import report
-from seq2seq_nmt.train.budget import UNITS, trainer_limits
+from seq2seq_nmt.train.budget import UNITS, WorkMeter, trainer_limits
+from seq2seq_nmt.train.progress import ValidationLog
 from seq2seq_nmt.train.run import make_trainer, train
 
 TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.limit_val_batches=2"]
@@ -71,6 +72,21 @@ def test_token_budget_stops_at_the_budget_and_records_the_work(tmp_path):
     assert len(list((tmp_path / "checkpoints").glob("epoch000-step*-bleu*.ckpt"))) == 2
     average_main([str(tmp_path), "--last", "2", "-o", str(tmp_path / "avg.ckpt")])
     assert (tmp_path / "avg.ckpt").is_file()
+
+
+def test_testing_a_checkpoint_keeps_the_runs_count_and_curve(tmp_path):
+    meter, curve_log = WorkMeter(), ValidationLog(tmp_path)
+    meter.tokens, meter.train_time, curve_log.rows = 500, 9.0, [{"step": 10}, {"step": 20}]
+    for callback in (meter, curve_log):  # trainer.test(ckpt_path=best) restores callback states
+        callback.setup(None, None, stage="test")
+    meter.load_state_dict({"tokens": 300, "train_time": 5.0})
+    curve_log.load_state_dict({"rows": [{"step": 10}]})
+    assert (meter.tokens, meter.elapsed(), len(curve_log.rows)) == (500, 9.0, 2)
+    for callback in (meter, curve_log):  # a resume restores them
+        callback.setup(None, None, stage="fit")
+    meter.load_state_dict({"tokens": 300, "train_time": 5.0})
+    curve_log.load_state_dict({"rows": [{"step": 10}]})
+    assert (meter.tokens, meter.elapsed(), len(curve_log.rows)) == (300, 5.0, 1)
 
 
 class SlowFirstValidation(pl.Callback):

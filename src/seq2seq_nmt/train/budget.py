@@ -58,6 +58,10 @@ class WorkMeter(pl.Callback):
         self.tokens, self.train_time = 0, 0.0  # carried over by a resume
         self._pending = 0  # this rank's tokens not yet added up with the other ranks'
         self._since: float | None = None  # start of the current stretch of training
+        self._fitting = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._fitting = stage == TrainerFn.FITTING  # a test of a checkpoint keeps the count
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._since = time.monotonic()
@@ -110,5 +114,7 @@ class WorkMeter(pl.Callback):
         return {"tokens": self.tokens, "train_time": self.elapsed()}
 
     def load_state_dict(self, state_dict: dict) -> None:
+        if not self._fitting:
+            return
         self.tokens = int(state_dict.get("tokens", 0))
         self.train_time = float(state_dict.get("train_time", 0.0))

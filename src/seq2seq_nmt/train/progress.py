@@ -39,6 +39,10 @@ class ValidationLog(pl.Callback):
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / CURVE_FILE
         self.rows: list[dict[str, Any]] = []
+        self._fitting = False
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._fitting = stage == "fit"  # a test of a checkpoint keeps the curve
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         meter = work_meter(trainer)
@@ -83,7 +87,8 @@ class ValidationLog(pl.Callback):
         return {"rows": self.rows}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        self.rows = list(state_dict.get("rows", []))
+        if self._fitting:
+            self.rows = list(state_dict.get("rows", []))
 
 
 class PlainProgress(ProgressBar):
