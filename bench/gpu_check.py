@@ -4,7 +4,8 @@ this file). Subcommands:
     probe --json F              what this Python has: torch, CUDA, the GPU, the project's imports
     overrides [--data-dir D]    the benchmark's data and model overrides, one per line
     translate --run DIR --out D [OVERRIDE ...]   the run's best checkpoint on the test split,
-                                on cuda, greedy and beam: in-process timing and translate.py
+                                on cuda, greedy, beam and sampling: in-process timing and
+                                translate.py
     report --work DIR --json F  every step's figures and status, as one JSON
 
 and the callback ``gpu_check.GpuClock`` that training runs get on the command line
@@ -192,9 +193,11 @@ def best_checkpoint(run: Path) -> Path:
 
 
 def translate(args) -> int:
-    """The run's best checkpoint on the test split on cuda, greedy and beam: sentences/s of
-    ``Translator.translate`` (after a warm-up) and its BLEU, then ``translate.py device=cuda``
-    on the same files (its BLEU from stderr, and whether its output is the same)."""
+    """The run's best checkpoint on the test split on cuda, greedy, beam and seeded sampling:
+    sentences/s of ``Translator.search`` (after a warm-up) and its BLEU, then ``translate.py
+    device=cuda`` on the same files (its BLEU from stderr, and whether its output is the same:
+    for sampling, whether the seed reproduces it in another process)."""
+    from seq2seq_nmt.decoding.options import DecodingOptions
     from seq2seq_nmt.metrics import corpus_bleu
     from seq2seq_nmt.translate.translator import Translator
 
@@ -206,13 +209,16 @@ def translate(args) -> int:
     reference.write_text("".join(t + "\n" for t in refs), encoding="utf-8")
     translator = Translator.from_checkpoint(ckpt, device="cuda")
     result = {"checkpoint": str(ckpt), "sentences": len(lines), "batch_size": args.batch_size}
-    for beam in (1, args.beam):
-        key = "greedy" if beam == 1 else f"beam{beam}"
-        translator.translate(lines[: args.batch_size], beam_size=beam)  # warm-up
+    searches = {"greedy": {}, f"beam{args.beam}": {"beam_size": args.beam},
+                "sample": {"strategy": "sample", "seed": 1}}  # fmt: skip
+    for key, settings in searches.items():
+        options = DecodingOptions.from_mapping(settings)
+        translator.search(lines[: args.batch_size], options, args.batch_size)  # warm-up
         sync()
         torch.cuda.reset_peak_memory_stats()
         start = time.perf_counter()
-        hyps = translator.translate(lines, beam_size=beam, batch_size=args.batch_size)
+        found = translator.search(lines, options, args.batch_size)
+        hyps = [translator.text(r) for r in found]
         sync()
         seconds = time.perf_counter() - start
         row = {
@@ -222,7 +228,7 @@ def translate(args) -> int:
         }  # fmt: skip
         hyp_file = out / f"{key}.hyp"
         cli = [sys.executable, "translate.py", f"ckpt={ckpt}", f"input={source}",
-               f"reference={reference}", "device=cuda", f"beam_size={beam}",
+               f"reference={reference}", "device=cuda", *(f"{k}={v}" for k, v in settings.items()),
                f"batch_size={args.batch_size}", f"output={hyp_file}"]  # fmt: skip
         start = time.perf_counter()
         proc = subprocess.run(cli, cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -416,9 +422,8 @@ def summary(result: dict) -> None:
               f"{r.get('tokens_per_s_after_epoch_1')} | {r.get('val_bleu')} | {r.get('epochs')} | "
               f"{r.get('peak_gpu_mib')} | {r.get('seconds')} |")  # fmt: skip
     tr = result["translation"]
-    for key in ("greedy", "beam5"):
-        if isinstance(tr.get(key), dict):
-            r = tr[key]
+    for key, r in tr.items():
+        if isinstance(r, dict):
             print(f"translation {key}: {r['sentences_per_s']} sentences/s, BLEU {r['bleu']} "
                   f"(translate.py: {r.get('cli_bleu')}, same output: {r.get('cli_same_output')})")  # fmt: skip
     if "greedy" not in tr:

@@ -6,8 +6,9 @@
 #   train-*    TRAIN_SECONDS of training each on the benchmark data (bench/benchlib.py:
 #              BENCH_DATA, the tutorial corpus of DATA_DIR) at 32-true and bf16-mixed, eager
 #              first: target tokens/s, val BLEU, peak GPU memory
-#   translate  the 32-true eager run's best checkpoint on the test split on cuda, greedy and
-#              beam 5: sentences/s and BLEU, in-process and through translate.py device=cuda
+#   translate  the 32-true eager run's best checkpoint on the test split on cuda, greedy, beam 5
+#              and seeded sampling: sentences/s and BLEU, in-process and through translate.py
+#              device=cuda
 #   ddp        trainer=ddp on one GPU, DDP_SECONDS of training
 #   train-*-compiled  the same two trainings with model.compile=true
 # then one JSON of all figures: $OUT/gpu_check.json when OUT is set, else

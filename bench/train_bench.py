@@ -33,7 +33,8 @@ from benchlib import BENCH_DATA, PeakMemory, compose, describe_machine, device_o
 from torch import nn
 
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
-from seq2seq_nmt.decoding.search import beam_search, greedy, output_limits
+from seq2seq_nmt.decoding.options import DecodingOptions
+from seq2seq_nmt.decoding.strategies import decode
 from seq2seq_nmt.metrics import corpus_bleu
 from seq2seq_nmt.model.decoder import Memory
 from seq2seq_nmt.train.callbacks import ModelCheckpoint
@@ -197,6 +198,7 @@ def translate_rate(cfg, net, loader, tokenizer, beam: int) -> tuple[Rate, float]
     ``*-mixed`` precision): sentences/s, output tokens/s (``pairs``/``tokens``), peak memory and
     BLEU."""
     device, hyps, refs, rate = device_of(cfg), [], [], Rate()
+    options = DecodingOptions(beam_size=beam)  # greedy for beam 1
     dtype = autocast_dtype(resolved_precision(cfg))
     net.to(device).eval()
     autocast = torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
@@ -204,11 +206,7 @@ def translate_rate(cfg, net, loader, tokenizer, beam: int) -> tuple[Rate, float]
         start = time.perf_counter()
         for batch in loader:
             src, src_len = batch["src"].to(device), batch["src_len"].to(device)
-            limits = output_limits(src_len)
-            if beam > 1:
-                outs = [h[0].tokens for h in beam_search(net, src, src_len, limits, beam)]
-            else:
-                outs = greedy(net, src, src_len, limits)[0].tolist()
+            outs = [h[0].tokens for h in decode(net, src, src_len, options)]
             hyps += [tokenizer.decode(o) for o in outs]
             refs += batch["refs"]
             rate.pairs += len(outs)

@@ -1,6 +1,6 @@
 """Translation speed on the benchmark data's test split (``benchlib.BENCH_DATA``): sentences/s
 for greedy and beam search, batched vs one sentence at a time, and fp32 against bf16 and int8
-(``Translator``'s ``precision``), with the BLEU of each.
+(``Translator``'s ``precision``) for greedy, beam and sampling, with the BLEU of each.
 
     python bench/translate_bench.py --ckpt PATH          # a checkpoint trained on BENCH_DATA
     python bench/translate_bench.py --train-minutes 10   # or train one first (train.py, CPU)
@@ -32,14 +32,15 @@ from omegaconf import DictConfig
 
 from seq2seq_nmt.data.preprocess import filter_pairs
 from seq2seq_nmt.data.split import split_pairs
+from seq2seq_nmt.decoding.options import DecodingOptions
 from seq2seq_nmt.metrics import corpus_bleu
 from seq2seq_nmt.translate.translator import PRECISIONS, Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP_SPEEDUP, KEEP_BLEU_DROP = 1.3, 0.3  # a precision worth keeping: this much faster, no worse
 Seconds = tuple[float, float]  # wall clock, CPU time
-Runs = dict[tuple[str, int], list[Seconds]]  # one per round, by (precision, beam)
-Outputs = dict[tuple[str, int], tuple[list[str], int]]  # translations and their tokens
+Runs = dict[tuple[str, str], list[Seconds]]  # one per round, by (precision, search)
+Outputs = dict[tuple[str, str], tuple[list[str], int]]  # translations and their tokens
 
 
 def test_split(cfg: DictConfig) -> list[tuple[str, str]]:
@@ -69,29 +70,35 @@ def train(out: Path, minutes: int) -> Path:
 
 
 def timed(
-    translator: Translator, lines: list[str], repeats: int, **search
-) -> tuple[float, list[str]]:
+    translator: Translator, lines: list[str], repeats: int, options: DecodingOptions,
+    batch_size: int,
+) -> tuple[float, list[str]]:  # fmt: skip
     """Sentences/s of the fastest of ``repeats`` runs (a shared machine only ever slows a run)."""
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        out = translator.translate(lines, **search)
+        out = [translator.text(r) for r in translator.search(lines, options, batch_size)]
         seconds.append(time.perf_counter() - start)
     return len(lines) / min(seconds), out
 
 
-def decode(translator: Translator, lines: list[str], **search) -> tuple[Seconds, list[str], int]:
+def decode(
+    translator: Translator, lines: list[str], options: DecodingOptions, batch_size: int
+) -> tuple[Seconds, list[str], int]:
     """Wall-clock and CPU seconds to translate ``lines``, the translations, and their tokens
     (EOS included)."""
     wall, cpu = time.perf_counter(), time.process_time()
-    results = translator.search(lines, **search)
+    results = translator.search(lines, options, batch_size)
     out = [translator.text(r) for r in results]
     seconds = time.perf_counter() - wall, time.process_time() - cpu
     return seconds, out, sum(len(r.hypotheses[0].tokens) for r in results if r.hypotheses)
 
 
-def mode(beam: int) -> str:
-    return "greedy" if beam == 1 else f"beam {beam}"
+def searches(beam: int, sampling: bool) -> dict[str, DecodingOptions]:
+    """The searches timed, by name: greedy, beam ``beam`` and, with ``sampling``, seeded sampling
+    (whose draws, unlike the searches' outputs, depend on how the sentences are batched)."""
+    found = {"greedy": DecodingOptions(), f"beam {beam}": DecodingOptions(beam_size=beam)}
+    return found | ({"sample": DecodingOptions(strategy="sample", seed=1)} if sampling else {})
 
 
 def batched_vs_single(
@@ -99,36 +106,32 @@ def batched_vs_single(
 ) -> list[dict]:
     """Per search: batched and one-at-a-time sentences/s (best of ``--repeats``) and BLEU."""
     rows = []
-    for beam in (1, args.beam):
-        batched, out = timed(
-            translator, lines, args.repeats, beam_size=beam, batch_size=args.batch_size
-        )
-        single, out1 = timed(translator, lines, args.repeats, beam_size=beam, batch_size=1)
+    for name, options in searches(args.beam, sampling=False).items():
+        batched, out = timed(translator, lines, args.repeats, options, args.batch_size)
+        single, out1 = timed(translator, lines, args.repeats, options, 1)
         bleu, _ = corpus_bleu(out, refs)
-        rows.append({"search": mode(beam), "batched_sent_per_s": batched,
+        rows.append({"search": name, "batched_sent_per_s": batched,
                      "single_sent_per_s": single, "bleu": bleu, "same_outputs": out == out1})  # fmt: skip
-        print(f"{mode(beam):>8}: batched ({args.batch_size}) {batched:7.1f} sent/s | one at a time "
+        print(f"{name:>8}: batched ({args.batch_size}) {batched:7.1f} sent/s | one at a time "
               f"{single:6.1f} sent/s | speed-up {batched / single:5.1f}x | BLEU {bleu:5.2f} | "
               f"same outputs: {'yes' if out == out1 else 'NO'}")  # fmt: skip
     return rows
 
 
 def time_precisions(ckpt: Path, lines: list[str], args: argparse.Namespace) -> tuple[Runs, Outputs]:
-    """Each precision's seconds in ``--rounds`` interleaved rounds (in a rotated order), greedy
-    and beam, and its outputs."""
+    """Each precision's seconds in ``--rounds`` interleaved rounds (in a rotated order), per
+    search, and its outputs."""
     translators = {p: Translator.from_checkpoint(ckpt, precision=p) for p in PRECISIONS}
     seconds: Runs = {}
     outputs: Outputs = {}
-    for beam in (1, args.beam):
+    for name, options in searches(args.beam, sampling=True).items():
         for t in translators.values():  # warm-up
-            t.translate(lines[: args.batch_size], beam_size=beam, batch_size=args.batch_size)
+            t.search(lines[: args.batch_size], options, args.batch_size)
         for r in range(args.rounds):
             for p in PRECISIONS[r % len(PRECISIONS) :] + PRECISIONS[: r % len(PRECISIONS)]:
-                s, out, tokens = decode(
-                    translators[p], lines, beam_size=beam, batch_size=args.batch_size
-                )
-                seconds.setdefault((p, beam), []).append(s)
-                outputs[p, beam] = out, tokens
+                s, out, tokens = decode(translators[p], lines, options, args.batch_size)
+                seconds.setdefault((p, name), []).append(s)
+                outputs[p, name] = out, tokens
     return seconds, outputs
 
 
@@ -142,17 +145,17 @@ def precision_rows(seconds: Runs, outputs: Outputs, refs: list[str]) -> list[dic
     """Per search and precision: median sentences/s and output tokens/s (wall clock), the
     per-round speed ratios to fp32 (wall clock and CPU time), BLEU and its difference to fp32's,
     and the verdict: ``keep`` when both median ratios reach 1.3 and BLEU drops 0.3 at most."""
-    rows = []
-    for p, beam in sorted(seconds, key=lambda k: (k[1], PRECISIONS.index(k[0]))):
-        (out, tokens), runs = outputs[p, beam], seconds[p, beam]
-        base_out, base = outputs["fp32", beam][0], seconds["fp32", beam]
+    rows, order = [], list(dict.fromkeys(name for _, name in seconds))  # as timed
+    for p, name in sorted(seconds, key=lambda k: (order.index(k[1]), PRECISIONS.index(k[0]))):
+        (out, tokens), runs = outputs[p, name], seconds[p, name]
+        base_out, base = outputs["fp32", name][0], seconds["fp32", name]
         wall, cpu = ratios(base, runs, 0), ratios(base, runs, 1)
         med = statistics.median(w for w, _ in runs)
         bleu = corpus_bleu(out, refs)[0]
         delta = bleu - corpus_bleu(base_out, refs)[0]
         fast = min(wall["median"], cpu["median"]) >= KEEP_SPEEDUP
         rows.append({
-            "search": mode(beam), "precision": p, "sent_per_s": len(refs) / med,
+            "search": name, "precision": p, "sent_per_s": len(refs) / med,
             "tokens_per_s": tokens / med, "speedup_wall": wall, "speedup_cpu": cpu,
             "bleu": bleu, "bleu_delta": delta,
             "same_as_fp32": sum(a == b for a, b in zip(out, base_out, strict=True)) / len(out),
@@ -203,7 +206,7 @@ def main() -> None:
         (args.out / name).write_text("".join(t + "\n" for t in text), encoding="utf-8")
     ckpt = args.ckpt or train(args.out / "train", args.train_minutes)
     translator = Translator.from_checkpoint(ckpt)
-    translator.translate(lines[:50], beam_size=args.beam)  # warm-up
+    translator.search(lines[:50], DecodingOptions(beam_size=args.beam))  # warm-up
     machine = describe_machine(cfg)
     print(f"{len(lines)} test sentences of the benchmark data, checkpoint {ckpt}; split written "
           f"to {args.out}/test.{{fr,en}}\n{machine}")  # fmt: skip

@@ -1,6 +1,7 @@
 """Shared fixtures: the real corpora, a trained run and its checkpoint (helpers: helpers.py)."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,13 @@ def trained_run(tmp_path_factory) -> Path:
 def trained_ckpt(trained_run) -> Path:
     """The last checkpoint of ``trained_run``."""
     return trained_run / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def served(trained_ckpt) -> Iterator[str]:
+    """The URL of an ``nmt-serve`` of ``trained_ckpt`` (batches wait up to 50 ms for others)."""
+    pytest.importorskip("fastapi", reason="nmt-serve needs the .[serve] extra")
+    from serving import server
+
+    with server(trained_ckpt, "batching.max_wait_ms=50") as (_, url):
+        yield url

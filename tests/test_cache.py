@@ -4,22 +4,31 @@ import dataclasses
 import logging
 import multiprocessing as mp
 import os
+import re
 import time
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from hydra.utils import get_class
 
+from helpers import CONF
 from seq2seq_nmt.data import cache as cache_mod
 from seq2seq_nmt.data.cache import Ragged, Settings, prepare
-from seq2seq_nmt.data.corpus import TutorialCorpus
+from seq2seq_nmt.data.corpus import ConcatCorpus, TutorialCorpus
 from seq2seq_nmt.data.datamodule import PairDataset, TranslationDataModule, collate
 from seq2seq_nmt.data.download import CorpusError
 from seq2seq_nmt.data.preprocess import filter_pairs, per_side
 from seq2seq_nmt.data.split import split_pairs
 from seq2seq_nmt.data.vocab import UNK, Vocab
 
+# every corpus class a dataset option names (conf/dataset/*.yaml and conf/dataset/corpus/*.yaml)
+CORPUS_TARGETS = set(
+    re.findall(r"_target_: (seq2seq_nmt\.data\.corpus\.\w+)", "".join(
+        p.read_text() for p in (CONF / "dataset").rglob("*.yaml")
+    ))
+)  # fmt: skip
 SUBJECTS = ["I am", "You are", "He is", "We are", "She is", "They are"]
 ADJ = ["cold", "tired", "happy", "late", "ready", "sick", "busy", "rich", "free", "sad"]
 FR_SUBJ = ["Je suis", "Tu es", "Il est", "Nous sommes", "Elle est", "Ils sont"]
@@ -214,3 +223,32 @@ def test_a_tokenizer_other_than_the_settings_name_is_refused(tmp_path):
             tmp_path / "cache",
             tokenizer=SentencePiece(),
         )
+
+
+class Unnamed:
+    """A corpus class without ``identity()``: its preprocessing could not be cached."""
+
+    langs = ("fr", "en")
+
+    def pairs(self, stats: Counter):
+        yield "Je suis prêt.", "I am ready."
+
+    def describe(self) -> str:
+        return "unnamed"
+
+
+def test_a_corpus_without_identity_is_refused_in_one_line_not_left_uncached(tmp_path):
+    with pytest.raises(CorpusError, match=r"^Unnamed is not a corpus: it has no identity \("):
+        TranslationDataModule(Unnamed(), cache_dir=tmp_path)
+    settings = TranslationDataModule(TutorialCorpus(tmp_path / "x.txt")).settings()
+    with pytest.raises(CorpusError, match="has no identity"):
+        prepare(Unnamed(), settings, cache_dir=None)  # not even built uncached
+    with pytest.raises(CorpusError, match="has no identity"):
+        ConcatCorpus([TutorialCorpus(tmp_path / "x.txt"), Unnamed()])
+
+
+@pytest.mark.parametrize("target", sorted(CORPUS_TARGETS))
+def test_every_corpus_option_is_a_corpus(target):
+    """Each corpus class of a dataset option provides the ``Corpus`` protocol's methods."""
+    cls = get_class(target)
+    assert all(callable(getattr(cls, m, None)) for m in ("pairs", "describe", "identity"))

@@ -120,3 +120,23 @@ def test_the_reproduction_presets_sum_the_loss_over_target_tokens(tmp_path, pres
     logits, target = torch.randn(6, 9), torch.tensor([4, 5, PAD, 6, PAD, 7])
     mean = torch.nn.functional.cross_entropy(logits, target, ignore_index=PAD)
     assert torch.allclose(criterion(logits, target), 4 * mean)  # four real tokens
+
+
+# experiment/shared/recipe.yaml, as command-line overrides
+RECIPE = ["callbacks=[default,ema]", "batch_size=128", "model.bidirectional=true", "model.bridge=true",
+          "optimizer.lr=0.0014", "loss.label_smoothing=0.1", "callbacks.ema.decay=0.998",
+          "callbacks.ema.start_step=500", "trainer.max_epochs=30", "trainer.precision=bf16-mixed"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("experiment", "data"),
+    [
+        ("best", ["dataset=both", "dataset.max_length=12", "dataset.prefixes=article"]),
+        ("tatoeba_de_en", ["dataset=tatoeba", "tokenizer=sentencepiece", "dataset.src_lang=de",
+                           "dataset.tgt_lang=en", "tokenizer.vocab_size=2000", "teacher_forcing_ratio=1.0"]),
+    ],
+)  # fmt: skip
+def test_the_two_recipes_are_the_shared_file_plus_their_data(tmp_path, experiment, data):
+    """experiment=best and tatoeba_de_en compose exactly as before they shared one file."""
+    assert make_cfg(tmp_path, f"experiment={experiment}") == make_cfg(tmp_path, *data, *RECIPE)
+    assert make_cfg(tmp_path, f"experiment={experiment}") != make_cfg(tmp_path, *data)

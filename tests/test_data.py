@@ -13,7 +13,8 @@ from seq2seq_nmt.data.normalize import get_normalizer, normalize_tutorial
 from seq2seq_nmt.data.preprocess import ARTICLE_PREFIXES, TUTORIAL_PREFIXES, filter_pairs
 from seq2seq_nmt.data.sampler import BucketBatchSampler
 from seq2seq_nmt.data.split import group_ids, split_pairs
-from seq2seq_nmt.data.vocab import EOS, PAD, SOS, UNK, Vocab
+from seq2seq_nmt.data.tokenizer import WordTokenizer, labelled_positions
+from seq2seq_nmt.data.vocab import EOS, PAD, SOS, UNK, Vocab, content_positions, strip_specials
 
 
 def test_tutorial_normalisation():
@@ -205,3 +206,13 @@ def test_split_sizes_that_leave_no_training_data_are_one_clear_error():
     dm = TranslationDataModule(SampleCorpus(), val_size=0.6, test_size=0.5)
     with pytest.raises(CorpusError, match="leave no training data"):
         dm.setup()
+
+
+def test_one_helper_strips_eos_and_padding_for_words_pieces_and_attention_rows():
+    ids = [SOS, 7, PAD, 8, EOS, 9, PAD]
+    assert content_positions(ids) == [1, 3] and content_positions(ids, eos=True) == [1, 3, 4]
+    assert strip_specials(ids) == [7, 8] and content_positions([7, 8], eos=True) == [0, 1]
+    v = Vocab(["a", "b", "c", "d", "e", "f"])  # ids 4..9
+    assert v.decode(ids) == ["d", "e"] == WordTokenizer(v).pieces(ids)
+    assert labelled_positions(WordTokenizer(v), ids, eos=True) == ([1, 3, 4], ["d", "e", "<eos>"])
+    assert labelled_positions(WordTokenizer(v), [7, 8], eos=True) == ([0, 1], ["d", "e"])

@@ -96,12 +96,14 @@ def test_bad_config_value_is_one_line_and_exit_2_before_any_data_is_read(
         "loss.label_smoothing=-0.1", "model.bidirectional=maybe", "++teacher_forcing_mode=half",
         "++model.tie_embeddings=1", "++dataset.sampling=random", "callbacks.divergence_guard.patience=0",
         "dataset.max_tokens=0", "dataset.num_workers=-1", "seed=abc", "ckpt_path=/nowhere.ckpt",
+        "tokenizer=sentencepiece tokenizer.model_type=wordpiece", "callbacks=ema callbacks.ema.decay=1",
+        "callbacks=ema callbacks.ema.every_n_steps=0", "callbacks=ema callbacks.ema.start_step=-1",
     ],
 )  # fmt: skip
 def test_every_constrained_key_refuses_a_bad_value_naming_key_and_value(tmp_path, override):
-    key = override.lstrip("+").split("=")[0]
+    key = override.split()[-1].lstrip("+").split("=")[0]
     with pytest.raises(ConfigError, match=rf"^{key}=.+: "):
-        validate(make_cfg(tmp_path, override))
+        validate(make_cfg(tmp_path, *override.split()))
 
 
 @pytest.mark.parametrize(
@@ -453,3 +455,21 @@ def test_resume_with_another_learning_rate_applies_it_with_a_warning(two_epochs,
     metrics = train(make_cfg(run, *RESUME, "trainer.max_epochs=3", "ckpt_path=last", "optimizer.lr=0.01"))  # fmt: skip
     assert "resuming with optimizer.lr=0.01 (the checkpoint was trained with 0.001)" in caplog.text
     assert metrics["lr-Adam"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.tie_embeddings=true", "model.emb_size=32"], "tie_embeddings needs emb_size == hidden_size, got 32 and 64"),
+        (["model.input_feeding=true"], "input_feeding needs an attention queried after the RNN step"),
+        (["model.bidirectional=true", "model.hidden_size=33"], "a bidirectional encoder needs an even hidden_size, got 33"),
+        (["model=tutorial", "dataset.max_length=null"], "attention=tutorial needs max_length"),
+    ],
+)  # fmt: skip
+def test_model_settings_that_cannot_work_together_are_one_config_error(
+    tmp_path, overrides, message
+):
+    """Checked by model.seq2seq.check_settings, the one place: the config check calls it before
+    any data is read, the model when it is built."""
+    with pytest.raises(ConfigError, match=f"^model: {message}"):
+        validate(make_cfg(tmp_path, "debug=fast", *overrides))

@@ -15,11 +15,13 @@ from runif import RunIf
 from helpers import make_cfg, run_translate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import PAD
+from seq2seq_nmt.decoding.options import DecodingOptions
 from seq2seq_nmt.train.records import read_json
 from seq2seq_nmt.train.run import build, train
 from seq2seq_nmt.translate.translator import Translator
 
 ON_CUDA = ("debug=fast", "trainer=gpu", "logger=csv")  # no TensorBoard figures: faster
+BEAM_5 = DecodingOptions(beam_size=5)
 
 
 def train_on_cuda(out: Path, *overrides: str) -> dict[str, float]:
@@ -84,11 +86,22 @@ def test_beam_search_on_cuda_equals_the_cpu_beam_search(cuda_ckpt):
     lines = french_lines(40)
     found = {}
     for device in ("cpu", "cuda"):
-        results = Translator.from_checkpoint(cuda_ckpt, device).search(lines, beam_size=5)
+        results = Translator.from_checkpoint(cuda_ckpt, device).search(lines, BEAM_5)
         found[device] = [r.hypotheses[0].tokens for r in results]  # the best of each
         found[f"{device} scores"] = torch.tensor([float(r.hypotheses[0].score) for r in results])
     assert found["cuda"] == found["cpu"]
     torch.testing.assert_close(found["cuda scores"], found["cpu scores"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.gpu
+@RunIf(min_cuda_gpus=1)
+def test_seeded_sampling_on_cuda_reproduces_its_samples(cuda_ckpt):
+    """The seed's generators live on the GPU: the same seed draws the same samples again."""
+    translator, lines = Translator.from_checkpoint(cuda_ckpt, "cuda"), french_lines(40)
+    options = DecodingOptions(strategy="sample", seed=1, nbest=2, temperature=1.5)
+    runs = [[[h.tokens for h in r.hypotheses] for r in translator.search(lines, options, 16)]
+            for _ in range(2)]  # fmt: skip
+    assert runs[0] == runs[1] and all(len(r) == 2 for r in runs[0])
 
 
 def unwrapped(state: dict) -> dict:

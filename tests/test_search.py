@@ -8,6 +8,7 @@ from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
 from seq2seq_nmt.decoding import search
+from seq2seq_nmt.decoding.options import DecodingOptions
 from seq2seq_nmt.decoding.search import beam_search, greedy, length_penalty, output_limits
 from seq2seq_nmt.model import Seq2Seq
 from seq2seq_nmt.translate.translator import Translator
@@ -118,7 +119,9 @@ def test_beam_scores_are_model_scores_and_never_below_greedy(translator, french)
 
 def test_nbest_are_distinct_and_ranked_by_length_penalised_score(translator, french):
     alpha = 0.8
-    for tr in translator.search(french[:20], beam_size=5, nbest=5, length_penalty=alpha):
+    for tr in translator.search(
+        french[:20], DecodingOptions(beam_size=5, nbest=5, length_penalty=alpha)
+    ):
         hyps = tr.hypotheses
         assert len(hyps) == 5 and len({tuple(h.tokens) for h in hyps}) == 5
         for h in hyps:
@@ -130,8 +133,9 @@ def test_nbest_are_distinct_and_ranked_by_length_penalised_score(translator, fre
 def test_batched_translation_equals_one_sentence_at_a_time(translator, french):
     lines = [*french[:30], "", "Il est plus grand que moi, je crois."]
     for beam_size in (1, 5):
-        batched = translator.search(lines, beam_size=beam_size, nbest=beam_size, batch_size=64)
-        single = translator.search(lines, beam_size=beam_size, nbest=beam_size, batch_size=1)
+        options = DecodingOptions(beam_size=beam_size, nbest=beam_size)
+        batched = translator.search(lines, options, batch_size=64)
+        single = translator.search(lines, options, batch_size=1)
         for a, b in zip(batched, single, strict=True):
             assert [h.tokens for h in a.hypotheses] == [h.tokens for h in b.hypotheses]
             assert [h.score for h in a.hypotheses] == pytest.approx(

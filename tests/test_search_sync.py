@@ -1,6 +1,6 @@
-"""Sync-free searches: their step loops never wait for the device (only every ``CHECK_EVERY``
-steps), their outputs do not depend on how often they check, and beam search still keeps, finishes
-and scores hypotheses as an unbatched reference search does."""
+"""Sync-free searches (greedy, sampling, beam): their step loops never wait for the device (only
+every ``CHECK_EVERY`` steps), their outputs do not depend on how often they check, and beam
+search still keeps, finishes and scores hypotheses as an unbatched reference search does."""
 
 import functools
 import warnings
@@ -164,12 +164,20 @@ def test_beam_size_one_is_greedy():
 def test_outputs_do_not_depend_on_how_often_the_loop_checks(monkeypatch, every, build):
     model, (src, src_len) = build(), random_batch(4, 10)
     limits = search.output_limits(src_len, 1.5, 5)
+
+    def sample() -> tuple[torch.Tensor, ...]:
+        pick = search.sampler(1.5, generator=torch.Generator().manual_seed(0))
+        return search.run_decoder(model, src, src_len, limits, pick, copies=3)
+
     monkeypatch.setattr(search, "CHECK_EVERY", {"cpu": 1})
     expected = greedy(model, src, src_len, limits), beam_search(model, src, src_len, limits, 4)
+    sampled = sample()
     monkeypatch.setattr(search, "CHECK_EVERY", {"cpu": every})
     tokens, attn, logp = greedy(model, src, src_len, limits)
     for a, b in zip((tokens, attn, logp), expected[0], strict=True):
         assert torch.equal(a, b)  # the same steps: cut where the batch ended
+    for a, b in zip(sample(), sampled, strict=True):
+        assert torch.equal(a, b)
     beams = beam_search(model, src, src_len, limits, 4)
     for a, b in zip(beams, expected[1], strict=True):
         assert (a[0].tokens, a[0].score) == (b[0].tokens, b[0].score)
@@ -229,10 +237,13 @@ def test_no_host_sync_inside_the_step_loops(monkeypatch, device):
     with torch.no_grad():
         model.generator.bias[EOS] -= 20.0  # no sentence ends before its limit
     src, src_len = (x.to(device) for x in random_batch(6))
+    sample = functools.partial(search.run_decoder, model, src, src_len)
     monkeypatch.setattr(search, "CHECK_EVERY", {device: 1000}, raising=False)
+    gen = torch.Generator(device)
     for decode in (
         lambda limits: greedy(model, src, src_len, limits),
         lambda limits: beam_search(model, src, src_len, limits, 4, nbest=4),
+        lambda limits: sample(limits, search.sampler(0.8, 5, 0.9, gen.manual_seed(0)), 3),
     ):
         counts = [
             count_syncs(functools.partial(decode, torch.full_like(src_len, n)), device)

@@ -16,6 +16,7 @@ from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.normalize import normalize_tutorial
 from seq2seq_nmt.data.tokenizer import WordTokenizer
 from seq2seq_nmt.data.vocab import EOS, UNK, Vocab
+from seq2seq_nmt.decoding.options import DecodingOptions
 from seq2seq_nmt.decoding.search import Hypothesis
 from seq2seq_nmt.model import Seq2Seq
 from seq2seq_nmt.translate.command import run
@@ -168,13 +169,13 @@ def test_a_200_word_line(trained_ckpt, caplog):
     line = " ".join(("Il est vieux et nous sommes contents " * 29).split()[:200])
     translator = Translator.from_checkpoint(trained_ckpt)
     for beam_size in (1, 5):
-        out = translator.search([line], beam_size=beam_size)[0]
+        out = translator.search([line], DecodingOptions(beam_size=beam_size))[0]
         assert len(out.source) == 200 and 1 <= len(out.hypotheses[0].tokens) <= 1.5 * 201 + 5
     vocab = translator.src_tokenizer
     tutorial = Translator(Seq2Seq(len(vocab), len(vocab), 8, 8, attention="tutorial", max_length=10),
                           vocab, vocab, {"normalization": "tutorial"})  # fmt: skip
     with caplog.at_level("WARNING"):
-        out = tutorial.search([line], beam_size=3)[0]
+        out = tutorial.search([line], DecodingOptions(beam_size=3))[0]
     assert len(out.source) == 9 and out.hypotheses
     assert "200 tokens, but the tutorial attention sees only the first 9" in caplog.text
 
@@ -196,6 +197,8 @@ def test_checkpoint_with_pickled_objects_is_refused(tmp_path, trained_ckpt, caps
     ("overrides", "message"),
     [(["beam_size=2", "nbest=3"], "nbest must be an integer in [1, beam_size=2]"),
      (["beam_size=0"], "beam_size must be an integer >= 1"),
+     (["strategy=sample", "beam_size=3"], "beam_size=3 needs strategy=beam, not sample"),
+     (["top_p=0.9"], "top_p=0.9 needs strategy=sample"),
      (["input=missing.fr"], "input file not found"),
      (["text=bonjour", "reference=REF"], "1 input lines but 2 reference lines"),
      (["reference=REF"], "reference= needs text=, input= or piped standard input"),

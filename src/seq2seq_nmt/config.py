@@ -4,6 +4,7 @@
 A key absent from the composed config is skipped (an option of another config group, say).
 """
 
+import inspect
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from seq2seq_nmt.data.datamodule import SAMPLING
 from seq2seq_nmt.data.normalize import NORMALIZERS
 from seq2seq_nmt.data.preprocess import PREFIX_LISTS, english_side
 from seq2seq_nmt.model import ATTENTIONS, RNNS
+from seq2seq_nmt.model.seq2seq import check_settings
 from seq2seq_nmt.train.budget import UNITS
 from seq2seq_nmt.train.lightning_module import TEACHER_FORCING_MODES
 
@@ -142,6 +144,9 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "callbacks.divergence_guard.max_loss": (or_null(_number), "a number or null"),
     "callbacks.divergence_guard.patience": (positive_int, "a positive integer"),
     "callbacks.divergence_guard.every_n_steps": (positive_int, "a positive integer"),
+    "callbacks.ema.decay": (lambda v: ratio(v) and v < 1, "a number in [0, 1)"),
+    "callbacks.ema.every_n_steps": (positive_int, "a positive integer"),
+    "callbacks.ema.start_step": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
 }
 
 
@@ -174,8 +179,14 @@ def check_combinations(cfg: DictConfig) -> None:
     budget = [f"budget.{u}" for u in UNITS if OmegaConf.select(cfg, f"budget.{u}") is not None]
     if len(budget) > 1:
         raise ConfigError(f"{' and '.join(budget)} are both set: a run has one budget")
+    if (model := OmegaConf.select(cfg, "model")) is not None and "_target_" in model:
+        keys = inspect.signature(check_settings).parameters
+        try:
+            check_settings(**{k: model[k] for k in keys if k in model})
+        except ValueError as e:
+            raise ConfigError(f"model: {e}") from None
     target = OmegaConf.select(cfg, "tokenizer._target_")
-    subwords = target is not None and getattr(get_class(target), "subwords", False)
+    subwords = target is not None and get_class(target).subwords
     if subwords and OmegaConf.select(cfg, "model.attention") == "tutorial":
         raise ConfigError(
             "model.attention=tutorial attends over max_length word positions; "

@@ -24,18 +24,18 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from filelock import FileLock, Timeout
 from tqdm import tqdm
 
+from seq2seq_nmt.data.corpus import Corpus, check_corpus
 from seq2seq_nmt.data.io import CorpusError, atomic_write, unwritable
 from seq2seq_nmt.data.preprocess import clean_pairs
 from seq2seq_nmt.data.split import SPLIT_NAMES as SPLITS
 from seq2seq_nmt.data.split import TEST, TRAIN, VAL, assign_splits, overlap, sentence_key
-from seq2seq_nmt.data.tokenizer import Tokenizer, Words, from_dict
+from seq2seq_nmt.data.tokenizer import Tokenizer, TokenizerTrainer, Words, from_dict
 from seq2seq_nmt.data.vocab import UNK
 
 log = logging.getLogger(__name__)
@@ -95,14 +95,14 @@ class Prepared:
 
 
 def cache_key(
-    corpus: Any, settings: Settings, eval_sets: dict[str, Any] | None = None
-) -> str | None:
+    corpus: Corpus, settings: Settings, eval_sets: dict[str, Corpus] | None = None
+) -> str:
     """Hash of the corpus identity (files, sizes, times), the external evaluation sets' and the
-    settings (the tokenizer's included); None when a corpus has no ``identity()`` (then nothing
-    is cached)."""
+    settings (the tokenizer's included); a one-line CorpusError for a corpus without
+    ``identity()`` (``corpus.check_corpus``), never a silently uncached build."""
     corpora = {"corpus": corpus, **(eval_sets or {})}
-    if not all(hasattr(c, "identity") for c in corpora.values()):
-        return None
+    for c in corpora.values():
+        check_corpus(c)
     ids = {name: c.identity() for name, c in corpora.items()}
     blob = json.dumps({"format": FORMAT, **ids, **asdict(settings)})
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -120,11 +120,11 @@ def check_writable(folder: Path) -> None:
 
 
 def prepare(
-    corpus: Any,
+    corpus: Corpus,
     settings: Settings,
     cache_dir: str | Path | None = None,
-    eval_sets: dict[str, Any] | None = None,
-    tokenizer: Any = None,
+    eval_sets: dict[str, Corpus | None] | None = None,
+    tokenizer: TokenizerTrainer | None = None,
 ) -> Prepared:
     """Load the cached preprocessing of ``corpus`` with ``settings``, building it first if needed.
 
@@ -139,10 +139,10 @@ def prepare(
             f"settings.tokenizer {settings.tokenizer} is not the tokenizer's {tokenizer.settings()}"
         )
     key = cache_key(corpus, settings, eval_sets)
-    if key is None or cache_dir is None:
+    if cache_dir is None:
         with tempfile.TemporaryDirectory(prefix="seq2seq-nmt-") as tmp:
             _build(corpus, settings, tokenizer, Path(tmp), eval_sets, Path(tmp))
-            return load(Path(tmp), key, mmap=False)
+            return load(Path(tmp), None, mmap=False)  # not cached: no key to name
     final = Path(cache_dir) / key
     if final.is_dir():
         log.info("reusing preprocessed data %s", final)
@@ -157,7 +157,12 @@ def prepare(
 
 
 def _build(
-    corpus: Any, settings: Settings, tokenizer: Any, out: Path, eval_sets: dict, where: Path
+    corpus: Corpus,
+    settings: Settings,
+    tokenizer: TokenizerTrainer,
+    out: Path,
+    eval_sets: dict[str, Corpus],
+    where: Path,
 ) -> None:
     """``build`` into ``out``; a failed write (a full disk, say) is a one-line CacheError naming
     ``where``, the folder the data is for."""
@@ -207,7 +212,7 @@ def _lines(path: Path, split: np.ndarray, keep: tuple[int, ...]) -> Iterator[str
 
 
 def _pairs(
-    corpus: Any, eval_sets: dict[str, Any], s: Settings, stats: Counter, origin: array
+    corpus: Corpus, eval_sets: dict[str, Corpus], s: Settings, stats: Counter, origin: array
 ) -> Iterator[tuple[str, str, str]]:
     """The corpus's cleaned pairs, then each external evaluation set's (cleaned alike, without the
     prefix filter, counted under ``<split>_...``); each pair's origin split id goes to ``origin``."""
@@ -265,11 +270,11 @@ def _write_side(tmp: Path, split: np.ndarray, tokenizer: Tokenizer, out: Path) -
 
 
 def build(
-    corpus: Any,
+    corpus: Corpus,
     settings: Settings,
     out: Path,
-    eval_sets: dict[str, Any] | None = None,
-    tokenizer: Any = None,
+    eval_sets: dict[str, Corpus] | None = None,
+    tokenizer: TokenizerTrainer | None = None,
 ) -> None:
     """Read, clean, filter and split ``corpus`` (and the external evaluation sets), train the
     tokenizers on the training split and encode every split into the folder ``out``."""

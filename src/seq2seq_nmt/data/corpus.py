@@ -1,5 +1,6 @@
 """Parallel corpora by ``_target_``: each yields raw (source, target) pairs for the languages
-``langs`` = (source, target) it is asked for, and counts what it had to skip or repair.
+``langs`` = (source, target) it is asked for, and counts what it had to skip or repair. What a
+corpus must provide is the ``Corpus`` protocol.
 
 Files may be gzip, bz2 or xz compressed; one that is not text is refused (see ``io``)."""
 
@@ -7,19 +8,48 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from seq2seq_nmt.data.download import CorpusError, locate
 from seq2seq_nmt.data.io import open_binary
+from seq2seq_nmt.data.preprocess import ENGLISH
 
 SAMPLE_PATH = Path(__file__).parents[1] / "assets" / "eng-fra.txt"
-ENGLISH = "en"
 # ISO 639-3 codes of the Tatoeba/manythings.org file names (``deu-eng.txt``), by ISO 639-1 code
-TATOEBA_CODES = {
+TATOEBA_CODES: dict[str, str] = {
     "ar": "ara", "cs": "ces", "de": "deu", "el": "ell", "es": "spa", "fi": "fin", "fr": "fra",
     "he": "heb", "hu": "hun", "it": "ita", "ja": "jpn", "ko": "kor", "nl": "nld", "pl": "pol",
     "pt": "por", "ru": "rus", "sv": "swe", "tr": "tur", "uk": "ukr", "zh": "cmn",
 }  # fmt: skip
+
+
+class Corpus(Protocol):
+    """What the data module and the preprocessing cache read from a corpus."""
+
+    langs: tuple[str, str]  # (source, target) language codes of the pairs it yields
+
+    def pairs(self, stats: Counter) -> Iterator[tuple[str, str]]:
+        """Raw (source, target) pairs, each skipped or repaired line counted in ``stats``."""
+        ...
+
+    def describe(self) -> str:
+        """What it reads, for the log."""
+        ...
+
+    def identity(self) -> list:
+        """Plain values that change whenever its pairs do (paths, sizes, times): the cache key."""
+        ...
+
+
+def check_corpus(corpus: object) -> None:
+    """A one-line CorpusError when ``corpus`` lacks a member of ``Corpus`` (an ``identity()``,
+    say: without it its preprocessing could not be cached)."""
+    members = [*Corpus.__annotations__, *(m for m in vars(Corpus) if not m.startswith("_"))]
+    if missing := [m for m in members if not hasattr(corpus, m)]:
+        raise CorpusError(
+            f"{type(corpus).__name__} is not a corpus: it has no {', '.join(missing)} "
+            "(see the Corpus protocol in seq2seq_nmt.data.corpus)"
+        )
 
 
 def decode_line(raw: bytes, stats: Counter) -> str:
@@ -214,8 +244,10 @@ class ParallelCorpus(FileCorpus):
 class ConcatCorpus:
     """Several corpora read one after the other (the article's tutorial + Europarl training set)."""
 
-    def __init__(self, corpora: Mapping[str, Any] | Sequence[Any]):
+    def __init__(self, corpora: Mapping[str, Corpus] | Sequence[Corpus]):
         self.corpora = list(corpora.values() if isinstance(corpora, Mapping) else corpora)
+        for corpus in self.corpora:
+            check_corpus(corpus)
         langs = {tuple(c.langs) for c in self.corpora}
         if len(langs) != 1:
             raise CorpusError(f"corpora of different languages concatenated: {sorted(langs)}")

@@ -10,10 +10,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.cache import Ragged, Settings, prepare
+from seq2seq_nmt.data.corpus import Corpus, check_corpus
 from seq2seq_nmt.data.io import CorpusError
-from seq2seq_nmt.data.preprocess import english_side, per_side, report, resolve_prefixes
+from seq2seq_nmt.data.preprocess import per_side, report, resolve_prefixes
 from seq2seq_nmt.data.sampler import BucketBatchSampler
-from seq2seq_nmt.data.tokenizer import Tokenizer, Words
+from seq2seq_nmt.data.tokenizer import Tokenizer, TokenizerTrainer, Words
 
 log = logging.getLogger(__name__)
 SAMPLING = ("bucket", "replacement")
@@ -90,7 +91,7 @@ class TranslationDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        corpus: Any,
+        corpus: Corpus,
         normalization: str = "tutorial",
         src_lang: str = "fr",
         tgt_lang: str = "en",
@@ -105,10 +106,10 @@ class TranslationDataModule(pl.LightningDataModule):
         num_workers: int = 0,
         seed: int = 0,
         cache_dir: str | Path | None = None,
-        val_corpus: Any = None,
-        test_corpus: Any = None,
+        val_corpus: Corpus | None = None,
+        test_corpus: Corpus | None = None,
         sampling: str = "bucket",
-        tokenizer: Any = None,
+        tokenizer: TokenizerTrainer | None = None,
         pair: str | None = None,
     ):
         """``src_lang``/``tgt_lang``: the language codes of the direction (the corpus reads them).
@@ -120,12 +121,14 @@ class TranslationDataModule(pl.LightningDataModule):
         checked here to hold both languages. ``cache_dir``: where preprocessed data is cached (None:
         rebuilt on every setup). ``val_corpus``/``test_corpus``: external evaluation sets used
         instead of a slice of ``corpus``. ``sampling``: ``bucket`` (each training pair once an
-        epoch) or ``replacement`` (pairs drawn with replacement, as the tutorial's loop does)."""
+        epoch) or ``replacement`` (pairs drawn with replacement, as the tutorial's loop does).
+        Settings are checked once, with every config key, in ``seq2seq_nmt.config``."""
         super().__init__()
-        self.tokenizer = tokenizer or Words()
-        self.normalization = getattr(self.tokenizer, "normalization", None) or normalization
+        self.tokenizer: TokenizerTrainer = tokenizer or Words()
+        self.normalization = self.tokenizer.normalization or normalization
         self.corpus, self.langs = corpus, (src_lang, tgt_lang)
-        if tuple(getattr(corpus, "langs", self.langs)) != self.langs:
+        check_corpus(corpus)
+        if tuple(corpus.langs) != self.langs:
             raise CorpusError(
                 f"the corpus reads {'-'.join(corpus.langs)}, but dataset.src_lang/tgt_lang are "
                 f"{src_lang}-{tgt_lang}"
@@ -134,18 +137,11 @@ class TranslationDataModule(pl.LightningDataModule):
             raise CorpusError(
                 f"dataset.pair={pair} does not hold dataset.src_lang/tgt_lang {src_lang}-{tgt_lang}"
             )
-        if resolve_prefixes(prefixes) is not None:
-            try:
-                english_side(self.langs)
-            except ValueError as e:
-                raise CorpusError(str(e)) from None
         self.max_length, self.prefixes = max_length, prefixes
         self.val_size, self.test_size, self.seed = val_size, test_size, seed
         self.min_freq, self.max_vocab_size = min_freq, max_vocab_size
         self.batch_size, self.max_tokens, self.num_workers = batch_size, max_tokens, num_workers
         self.cache_dir, self.eval_sets = cache_dir, {"val": val_corpus, "test": test_corpus}
-        if sampling not in SAMPLING:
-            raise ValueError(f"unknown sampling {sampling!r}; choose from {SAMPLING}")
         self.sampling = sampling
         self.split_report: dict = {}  # set by setup(): groups, removed pairs, overlap
         self.cache_key: str | None = None  # set by setup(): the preprocessed data's key

@@ -27,7 +27,11 @@ _ARTICLE_EXTRA = (
 ARTICLE_PREFIXES = tuple(
     dict.fromkeys(TUTORIAL_PREFIXES + tuple(p.lower() for p in _ARTICLE_EXTRA))
 )
-PREFIX_LISTS = {"tutorial": TUTORIAL_PREFIXES, "article": ARTICLE_PREFIXES, "none": None}
+PREFIX_LISTS: dict[str, tuple[str, ...] | None] = {
+    "tutorial": TUTORIAL_PREFIXES,
+    "article": ARTICLE_PREFIXES,
+    "none": None,
+}
 
 ENGLISH = "en"
 

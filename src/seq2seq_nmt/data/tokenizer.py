@@ -12,18 +12,29 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from seq2seq_nmt.data.vocab import EOS, PAD, SOS, SPECIALS, UNK, Vocab
+from seq2seq_nmt.data.vocab import (
+    EOS,
+    PAD,
+    SOS,
+    SPECIALS,
+    UNK,
+    Vocab,
+    content_positions,
+    strip_specials,
+)
 
 log = logging.getLogger(__name__)
 Lines = Callable[[], Iterator[str]]  # a fresh pass over one side's training sentences
 
 
 class Tokenizer(Protocol):
-    kind: str
+    """One side's text <-> ids (ids 0..3: PAD, SOS, EOS, UNK), stored in checkpoints."""
+
+    kind: str  # its name in TOKENIZERS
     detokenizes: bool  # decode() gives running text, scored against raw references
 
     def __len__(self) -> int: ...
@@ -31,17 +42,36 @@ class Tokenizer(Protocol):
     def decode(self, ids: Iterable[int]) -> str: ...
     def pieces(self, ids: Iterable[int]) -> list[str]: ...
     def to_dict(self) -> dict: ...
+    @classmethod
+    def from_dict(cls, d: dict) -> "Tokenizer": ...
 
 
-def _content(ids: Iterable[int]) -> list[int]:
-    """``ids`` up to the first EOS, without PAD and SOS."""
-    out = []
-    for i in ids:
-        if i == EOS:
-            break
-        if i not in (PAD, SOS):
-            out.append(int(i))
-    return out
+class TokenizerTrainer(Protocol):
+    """What a ``conf/tokenizer/`` option instantiates: trains the (source, target) tokenizers."""
+
+    kind: str
+    normalization: str | None  # a normaliser that replaces dataset.normalization; None keeps it
+    subwords: bool  # true: model.attention=tutorial (word positions) is refused with it
+
+    def settings(self) -> dict:
+        """Its options as plain types, ``kind`` included: part of the preprocessing cache key."""
+        ...
+
+    def train(
+        self, src: Lines, tgt: Lines, min_freq: Sequence[int], max_size: Sequence[int | None]
+    ) -> tuple[Tokenizer, Tokenizer]:
+        """The (source, target) tokenizers trained on fresh passes ``src()``, ``tgt()``."""
+        ...
+
+
+def labelled_positions(
+    tokenizer: Tokenizer, ids: Sequence[int], eos: bool = False
+) -> tuple[list[int], list[str]]:
+    """The positions of an output's tokens in ``ids`` (``vocab.content_positions``) and their
+    pieces, ``<eos>`` last when ``eos`` and reached: an attention plot's rows and labels."""
+    rows = content_positions(ids, eos)
+    tokens = [ids[j] for j in rows]
+    return rows, tokenizer.pieces(tokens) + [SPECIALS[EOS]] * (EOS in tokens)
 
 
 class WordTokenizer:
@@ -102,10 +132,10 @@ class SentencePieceTokenizer:
         return ids
 
     def pieces(self, ids: Iterable[int]) -> list[str]:
-        return [self.sp.id_to_piece(i) for i in _content(ids)]
+        return [self.sp.id_to_piece(i) for i in strip_specials(ids)]
 
     def decode(self, ids: Iterable[int]) -> str:
-        return self.sp.decode(_content(ids))
+        return self.sp.decode(strip_specials(ids))
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "model": self.model}
@@ -115,7 +145,10 @@ class SentencePieceTokenizer:
         return cls(d["model"])
 
 
-TOKENIZERS: dict[str, Any] = {"words": WordTokenizer, "sentencepiece": SentencePieceTokenizer}
+TOKENIZERS: dict[str, type[Tokenizer]] = {
+    "words": WordTokenizer,
+    "sentencepiece": SentencePieceTokenizer,
+}
 
 
 def from_dict(d: dict) -> Tokenizer:
@@ -169,8 +202,6 @@ class SentencePiece:
         normalization: str = "unicode",
         seed: int = 0,
     ):
-        if model_type not in ("bpe", "unigram"):
-            raise ValueError(f"tokenizer.model_type must be bpe or unigram, got {model_type!r}")
         self.vocab_size, self.model_type, self.joint = vocab_size, model_type, joint
         self.character_coverage, self.byte_fallback = character_coverage, byte_fallback
         self.max_sentences, self.normalization, self.seed = max_sentences, normalization, seed

@@ -1,10 +1,28 @@
 """Vocabulary: the tutorial's ``Lang`` (word2index, index2word, word2count) with reserved specials."""
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 PAD, SOS, EOS, UNK = 0, 1, 2, 3
 SPECIALS = ("<pad>", "<sos>", "<eos>", "<unk>")
+
+
+def content_positions(ids: Sequence[int], eos: bool = False) -> list[int]:
+    """Positions of a sentence's tokens in ``ids``: before the first EOS, PAD and SOS left out;
+    with ``eos``, that EOS's position too (an attention plot's last row)."""
+    out = []
+    for j, i in enumerate(ids):
+        if i == EOS:
+            return [*out, j] if eos else out
+        if i not in (PAD, SOS):
+            out.append(j)
+    return out
+
+
+def strip_specials(ids: Iterable[int]) -> list[int]:
+    """A sentence's token ids: ``ids`` up to the first EOS, PAD and SOS left out."""
+    ids = list(ids)
+    return [int(ids[j]) for j in content_positions(ids)]
 
 
 class Vocab:
@@ -46,13 +64,7 @@ class Vocab:
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Words for ``ids``, stopping at EOS and skipping PAD/SOS."""
-        words = []
-        for i in ids:
-            if i == EOS:
-                break
-            if i not in (PAD, SOS):
-                words.append(self.index2word[i])
-        return words
+        return [self.index2word[i] for i in strip_specials(ids)]
 
     def to_dict(self) -> dict:
         """Plain-type form, safe for ``torch.load(weights_only=True)``."""

@@ -1,5 +1,6 @@
-"""Decoding: batched greedy search and batched beam search."""
+"""Decoding: the batched step loop (greedy search, sampling) and batched beam search."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
@@ -24,21 +25,31 @@ def _check_every(device: torch.device) -> int:
     return CHECK_EVERY.get(device.type, 8)
 
 
+# a step's choice: the next token of each row from its logits (R, V)
+Pick = Callable[[torch.Tensor], torch.Tensor]
+
+
 @torch.no_grad()
-def greedy(
-    model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, limits: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Greedy decoding of a batch: tokens (B, L) padded after EOS, attention weights (B, L, S)
-    and each token's log-probability (B, L; 0 after EOS)."""
+def run_decoder(
+    model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, limits: torch.Tensor, pick: Pick,
+    copies: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+    """Decode ``copies`` rows per sentence (sentence b's rows are ``b*copies ..``, sharing its
+    encoder memory), each next token chosen by ``pick``: tokens (R, L) padded after EOS,
+    attention weights (R, L, S) and each token's log-probability under the model (R, L; 0
+    after EOS)."""
     memory, hidden = model.encode(src, src_len)
     limits, every = limits.to(src.device), _check_every(src.device)
-    y = torch.full((src.size(0),), SOS, dtype=torch.long, device=src.device)
+    if copies > 1:
+        rows = torch.arange(src.size(0), device=src.device).repeat_interleave(copies)
+        hidden, limits = _select(hidden, rows), limits[rows]
+    y = torch.full(limits.shape, SOS, dtype=torch.long, device=src.device)
     done, length = torch.zeros_like(y, dtype=torch.bool), torch.zeros_like(y)
     tokens, attns, logps = [], [], []
     for t in range(int(limits.max())):
         logits, hidden, w = model.step(y, hidden, memory)
-        best, y = logits.max(-1)
-        logp = best - logits.logsumexp(-1)
+        y = pick(logits)
+        logp = logits.gather(1, y[:, None])[:, 0] - logits.logsumexp(-1)
         y, logp = y.masked_fill(done, PAD), logp.masked_fill(done, 0.0)
         tokens.append(y)
         attns.append(w)
@@ -50,6 +61,40 @@ def greedy(
     steps = int(length.max())  # the loop may have run on until its next check
     out_tokens, attn, logp = (torch.stack(x, dim=1)[:, :steps] for x in (tokens, attns, logps))
     return out_tokens, attn, logp
+
+
+def greedy(
+    model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, limits: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Greedy decoding of a batch: tokens (B, L) padded after EOS, attention weights (B, L, S)
+    and each token's log-probability (B, L; 0 after EOS)."""
+    return run_decoder(model, src, src_len, limits, lambda logits: logits.argmax(-1))
+
+
+def sampler(
+    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Pick:  # fmt: skip
+    """A ``Pick`` drawing each row's next token from softmax(logits / ``temperature``), cut to
+    its ``top_k`` most likely tokens (0: all) and to the nucleus of mass ``top_p`` (the fewest
+    most likely tokens whose mass reaches it; 1: all), with ``generator`` (None: the device's
+    default). Draws as ``torch.multinomial`` draws one sample, without its validity checks
+    (which some torch versions read on the host): argmax of ``p / Exp(1)`` noise."""
+
+    def pick(logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.float() / temperature
+        if top_k:
+            kth = logits.topk(min(top_k, logits.size(-1)), dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        probs = logits.softmax(-1)
+        if top_p < 1.0:
+            sorted_probs, order = probs.sort(-1, descending=True)
+            outside = sorted_probs.cumsum(-1) - sorted_probs >= top_p  # mass before it reaches p
+            probs = probs.masked_fill(outside.scatter(-1, order, outside), 0.0)
+        noise = torch.empty_like(probs).exponential_(generator=generator)
+        return (probs / noise.clamp_min(torch.finfo(noise.dtype).tiny)).argmax(-1)
+
+    return pick
 
 
 @dataclass
@@ -67,18 +112,25 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5 + length) / 6) ** alpha
 
 
+def to_hypotheses(
+    tokens: torch.Tensor, attn: torch.Tensor, logp: torch.Tensor, limits: torch.Tensor,
+    alpha: float = 1.0,
+) -> list[Hypothesis]:  # fmt: skip
+    """``run_decoder``'s rows as scored hypotheses, each cut after EOS or at its limit."""
+    scores, out = logp.float().sum(1).tolist(), []  # log-probs are 0 after EOS or the limit
+    for toks, w, score, limit in zip(tokens.tolist(), attn, scores, limits.tolist(), strict=True):
+        toks = toks[:limit]
+        n = toks.index(EOS) + 1 if EOS in toks else limit
+        out.append(Hypothesis(toks[:n], score, score / length_penalty(n, alpha), w[:n]))
+    return out
+
+
 def greedy_hypotheses(
     model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, limits: torch.Tensor,
     alpha: float = 1.0,
 ) -> list[list[Hypothesis]]:  # fmt: skip
     """Greedy decoding as one scored hypothesis per sentence, cut after EOS or at its limit."""
-    tokens, attn, logp = greedy(model, src, src_len, limits)
-    scores, out = logp.float().sum(1).tolist(), []  # log-probs are 0 after EOS or the limit
-    for toks, w, score, limit in zip(tokens.tolist(), attn, scores, limits.tolist(), strict=True):
-        toks = toks[:limit]
-        n = toks.index(EOS) + 1 if EOS in toks else limit
-        out.append([Hypothesis(toks[:n], score, score / length_penalty(n, alpha), w[:n])])
-    return out
+    return [[h] for h in to_hypotheses(*greedy(model, src, src_len, limits), limits, alpha)]
 
 
 def _select(hidden: Hidden, rows: torch.Tensor) -> Hidden:

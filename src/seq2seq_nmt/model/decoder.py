@@ -50,10 +50,6 @@ class Decoder(nn.Module):
         input_feeding: bool = False,
     ):
         super().__init__()
-        if input_feeding and attend_first:
-            raise ValueError(
-                "input_feeding needs an attention queried after the RNN step (luong_*)"
-            )
         self.attention, self.attend_first, self.query_emb = attention, attend_first, query_emb
         self.deep_output, self.input_feeding = deep_output, input_feeding
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)

@@ -32,10 +32,6 @@ class Encoder(nn.Module):
         bidirectional: bool = False,
     ):
         super().__init__()
-        if bidirectional and hidden_size % 2:
-            raise ValueError(
-                f"a bidirectional encoder needs an even hidden_size, got {hidden_size}"
-            )
         self.bidirectional = bidirectional
         self.embedding = nn.Embedding(vocab_size, emb_size, padding_idx=PAD)
         self.dropout = nn.Dropout(dropout)

@@ -27,6 +27,29 @@ def attention_spec(kind: str, max_length: int | None) -> AttentionSpec:
     return spec
 
 
+def check_settings(
+    attention: str = "bahdanau",
+    emb_size: int = 256,
+    hidden_size: int = 256,
+    max_length: int | None = None,
+    bidirectional: bool = False,
+    tie_embeddings: bool = False,
+    input_feeding: bool = False,
+) -> AttentionSpec:
+    """The attention's registry entry, or a one-line ValueError for settings that are each
+    allowed but not together; ``Seq2Seq`` and the config check (before any data) both call it."""
+    spec = attention_spec(attention, max_length)
+    if tie_embeddings and emb_size != hidden_size:
+        raise ValueError(
+            f"tie_embeddings needs emb_size == hidden_size, got {emb_size} and {hidden_size}"
+        )
+    if input_feeding and spec.attend_first:
+        raise ValueError("input_feeding needs an attention queried after the RNN step (luong_*)")
+    if bidirectional and hidden_size % 2:
+        raise ValueError(f"a bidirectional encoder needs an even hidden_size, got {hidden_size}")
+    return spec
+
+
 class Seq2Seq(nn.Module):
     """Recurrent encoder + attention decoder emitting logits (the loss owns the softmax)."""
 
@@ -56,11 +79,10 @@ class Seq2Seq(nn.Module):
         decoder's per-token step runs through ``torch.compile`` (how the model runs, not what it
         is: checkpoints do not record it)."""
         super().__init__()
-        if tie_embeddings and emb_size != hidden_size:
-            raise ValueError(
-                f"tie_embeddings needs emb_size == hidden_size, got {emb_size} and {hidden_size}"
-            )
-        spec = attention_spec(attention, max_length)
+        spec = check_settings(
+            attention, emb_size, hidden_size, max_length, bidirectional, tie_embeddings,
+            input_feeding,
+        )  # fmt: skip
         self.attention_name = attention
         self.max_length = max_length if spec.needs_max_length else None
         self.encoder = Encoder(

@@ -47,10 +47,6 @@ class EMA(pl.Callback):
     """
 
     def __init__(self, decay: float = 0.999, every_n_steps: int = 1, start_step: int = 0):
-        if not 0.0 <= decay < 1.0:
-            raise ValueError(f"EMA decay must be in [0, 1), got {decay}")
-        if every_n_steps < 1 or start_step < 0:
-            raise ValueError("EMA every_n_steps must be >= 1 and start_step >= 0")
         self.decay, self.every_n_steps, self.start_step = decay, every_n_steps, start_step
         self.ema: dict[str, torch.Tensor] | None = None  # the floating-point state_dict entries
         self.step = 0  # the global step of the last batch seen

@@ -11,15 +11,18 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from torchmetrics import MeanMetric
 
 from seq2seq_nmt.checkpoint import make_payload, write_payload
-from seq2seq_nmt.data.tokenizer import Tokenizer
+from seq2seq_nmt.data.tokenizer import Tokenizer, labelled_positions
 from seq2seq_nmt.data.vocab import PAD
-from seq2seq_nmt.decoding.search import greedy, output_limits
+from seq2seq_nmt.decoding.options import DecodingOptions
+from seq2seq_nmt.decoding.search import Hypothesis
+from seq2seq_nmt.decoding.strategies import decode
 from seq2seq_nmt.metrics import corpus_bleu, gather_strings
 from seq2seq_nmt.model import Seq2Seq
 from seq2seq_nmt.translate.plot import attention_figure
 
 log = logging.getLogger(__name__)
 TEACHER_FORCING_MODES = ("step", "sequence")
+GREEDY = DecodingOptions(strategy="greedy")  # validation and test decode with greedy search
 
 
 class TranslationModule(pl.LightningModule):
@@ -46,17 +49,9 @@ class TranslationModule(pl.LightningModule):
         num_samples: int = 5,
         bleu_tokenize: str = "13a",
     ):
-        """``bleu_tokenize``: sacrebleu's tokenisation for BLEU (``13a``, ``intl``, ...)."""
+        """``bleu_tokenize``: sacrebleu's tokenisation for BLEU (``13a``, ``intl``, ...). The
+        values are checked where every config key is, in ``seq2seq_nmt.config``."""
         super().__init__()
-        if not 0.0 <= teacher_forcing_ratio <= 1.0:
-            raise ValueError(
-                f"teacher_forcing_ratio must be in [0, 1], got {teacher_forcing_ratio}"
-            )
-        if teacher_forcing_mode not in TEACHER_FORCING_MODES:
-            raise ValueError(
-                f"teacher_forcing_mode must be one of {TEACHER_FORCING_MODES}, "
-                f"got {teacher_forcing_mode!r}"
-            )
         self.per_sequence = teacher_forcing_mode == "sequence"
         self.net, self.net_config = net, net_config  # checkpoint.NET_ATTRIBUTE: "net.*" weights
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
@@ -87,17 +82,16 @@ class TranslationModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["src"].size(0))
         return loss
 
-    def _eval_step(self, batch: dict, nll: MeanMetric) -> tuple[torch.Tensor, torch.Tensor]:
+    def _eval_step(self, batch: dict, nll: MeanMetric) -> list[Hypothesis]:
         logits, _ = self(batch)
         tokens = batch["tgt_out"] != PAD
         loss = F.cross_entropy(logits.flatten(0, 1), batch["tgt_out"].flatten(), ignore_index=PAD)
         nll.update(loss, weight=tokens.sum())
-        limits = output_limits(batch["src_len"])
-        hyps, attn, _ = greedy(self.net, batch["src"], batch["src_len"], limits)
-        for src, hyp, ref in zip(batch["src"].tolist(), hyps.tolist(), batch["refs"], strict=True):
-            out = self.tgt_tokenizer.decode(hyp)
+        hyps = [h[0] for h in decode(self.net, batch["src"], batch["src_len"], GREEDY)]
+        for src, hyp, ref in zip(batch["src"].tolist(), hyps, batch["refs"], strict=True):
+            out = self.tgt_tokenizer.decode(hyp.tokens)
             self._outputs.append((self.src_tokenizer.decode(src), out, ref))
-        return hyps, attn
+        return hyps
 
     def _eval_epoch_end(self, stage: str, nll: MeanMetric) -> None:
         mean_nll = nll.compute()
@@ -130,22 +124,22 @@ class TranslationModule(pl.LightningModule):
             table = "| source | output | reference |\n|---|---|---|\n" + rows
             board.add_text(f"{stage}/samples", table, self.global_step)
 
-    def _log_attention(self, batch: dict, hyps: torch.Tensor, attn: torch.Tensor) -> None:
+    def _log_attention(self, batch: dict, hyps: list[Hypothesis]) -> None:
         """Heatmaps of the first ``num_samples`` sentences of ``batch`` (words + ``<eos>``)."""
         if (board := self._board()) is None:
             return
-        for i in range(min(self.num_samples, hyps.size(0))):
-            src = self.src_tokenizer.pieces(batch["src"][i].tolist()) + ["<eos>"]
-            out = (self.tgt_tokenizer.pieces(hyps[i].tolist()) + ["<eos>"])[: attn.size(1)]
-            weights = attn[i, : len(out), : len(src)].float().cpu().numpy()
+        for i, hyp in enumerate(hyps[: self.num_samples]):
+            _, src = labelled_positions(self.src_tokenizer, batch["src"][i].tolist(), eos=True)
+            rows, out = labelled_positions(self.tgt_tokenizer, hyp.tokens, eos=True)
+            weights = hyp.attn[rows, : len(src)].float().cpu().numpy()
             fig = attention_figure(src, out, weights)
             board.add_figure(f"val/attention/{i}", fig, self.global_step)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        hyps, attn = self._eval_step(batch, self.val_nll)
+        hyps = self._eval_step(batch, self.val_nll)
         # the same sentences every time: the last (longest) batch of the unshuffled val split
         if batch_idx == self.trainer.num_val_batches[0] - 1 and not self.trainer.sanity_checking:
-            self._log_attention(batch, hyps, attn)
+            self._log_attention(batch, hyps)
 
     def on_validation_epoch_end(self) -> None:
         self._eval_epoch_end("val", self.val_nll)

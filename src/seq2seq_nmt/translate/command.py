@@ -6,6 +6,7 @@ import logging
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
+from dataclasses import fields
 from pathlib import Path
 from typing import TextIO
 
@@ -14,6 +15,7 @@ from omegaconf import OmegaConf
 
 from seq2seq_nmt.checkpoint import CheckpointError
 from seq2seq_nmt.config import BLEU_TOKENIZERS
+from seq2seq_nmt.decoding.options import DecodingOptions, check_batch_size
 from seq2seq_nmt.metrics import corpus_bleu, corpus_chrf
 from seq2seq_nmt.translate.translator import (
     NO_REPLACE_UNK,
@@ -22,10 +24,8 @@ from seq2seq_nmt.translate.translator import (
     check_precision,
 )
 
-# translate.yaml keys passed on to Translator.search
-SEARCH_KEYS = (
-    "beam_size", "nbest", "length_penalty", "batch_size", "max_output_ratio", "max_output_offset",
-)  # fmt: skip
+# translate.yaml keys that make its DecodingOptions
+OPTION_KEYS = tuple(f.name for f in fields(DecodingOptions))
 
 
 def take_text_arg(argv: list[str]) -> tuple[list[str], str | None]:
@@ -84,19 +84,11 @@ def prompt(stdin: TextIO) -> Iterator[list[str]]:
         yield [line.rstrip("\r\n")]
 
 
-def check_options(cfg) -> dict:
-    """The search options of ``cfg``, validated (ValueError with a one-line message)."""
-    opts = {k: cfg[k] for k in SEARCH_KEYS}
-    if not (isinstance(opts["beam_size"], int) and opts["beam_size"] >= 1):
-        raise ValueError(f"beam_size must be an integer >= 1, got {opts['beam_size']!r}")
-    if not (isinstance(opts["nbest"], int) and 1 <= opts["nbest"] <= opts["beam_size"]):
-        raise ValueError(
-            f"nbest must be an integer in [1, beam_size={opts['beam_size']}], got {opts['nbest']!r}"
-        )
-    if not (isinstance(opts["batch_size"], int) and opts["batch_size"] >= 1):
-        raise ValueError(f"batch_size must be an integer >= 1, got {opts['batch_size']!r}")
-    if opts["length_penalty"] < 0 or opts["max_output_ratio"] < 0 or opts["max_output_offset"] < 1:
-        raise ValueError("length_penalty and max_output_ratio must be >= 0, max_output_offset >= 1")
+def check_options(cfg) -> DecodingOptions:
+    """The decoding options of ``cfg``, validated with the rest of its settings (ValueError with
+    a one-line message)."""
+    options = DecodingOptions.from_mapping({k: cfg[k] for k in OPTION_KEYS})
+    check_batch_size(cfg.batch_size)
     if cfg.metrics.tokenize not in BLEU_TOKENIZERS:
         raise ValueError(
             f"metrics.tokenize={cfg.metrics.tokenize!r}: one of {', '.join(BLEU_TOKENIZERS)}"
@@ -105,7 +97,7 @@ def check_options(cfg) -> dict:
     check_precision(cfg.precision, device)
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device={device}, but no CUDA GPU is available")
-    return opts
+    return options
 
 
 def format_lines(
@@ -156,8 +148,8 @@ def report_scores(hyps: list[str], refs: list[str], translator: Translator, toke
 
 def prepare(
     cfg, stdin: TextIO, text: str | None = None
-) -> tuple[Translator, dict, Iterable[list[str]], list[str] | None]:
-    """Checked options, the translator, the input in batches and the normalised references."""
+) -> tuple[Translator, DecodingOptions, Iterable[list[str]], list[str] | None]:
+    """The translator, checked options, the input in batches and the normalised references."""
     opts = check_options(cfg)
     ckpts = list(cfg.ckpt) if OmegaConf.is_list(cfg.ckpt) else [cfg.ckpt]
     translator = Translator.from_checkpoints(ckpts, str(cfg.device), cfg.precision)
@@ -202,14 +194,18 @@ def run(cfg, stdin: TextIO | None = None, text: str | None = None) -> None:
 
 
 def write_translations(
-    translator: Translator, batches: Iterable[list[str]], out: TextIO, opts: dict, cfg
+    translator: Translator,
+    batches: Iterable[list[str]],
+    out: TextIO,
+    opts: DecodingOptions,
+    cfg,
 ) -> list[str]:
     """Translate, write and plot each batch of lines as it comes; return the best translations."""
     best, first = [], 1
     try:
         for lines in batches:
-            results = translator.search(lines, first_lineno=first, **opts)
-            text = format_lines(translator, results, first, opts["nbest"], cfg.replace_unk)
+            results = translator.search(lines, opts, cfg.batch_size, first_lineno=first)
+            text = format_lines(translator, results, first, opts.nbest, cfg.replace_unk)
             out.write("".join(line + "\n" for line in text))
             out.flush()
             if cfg.get("plot_attention"):

@@ -24,11 +24,13 @@ from seq2seq_nmt.checkpoint import (
 )
 from seq2seq_nmt.data.batch import collate
 from seq2seq_nmt.data.normalize import get_normalizer
-from seq2seq_nmt.data.tokenizer import Tokenizer
+from seq2seq_nmt.data.tokenizer import Tokenizer, labelled_positions
 from seq2seq_nmt.data.tokenizer import from_dict as tokenizer_from_dict
-from seq2seq_nmt.data.vocab import EOS, PAD, SOS, SPECIALS, UNK
+from seq2seq_nmt.data.vocab import EOS, SPECIALS, UNK
 from seq2seq_nmt.decoding.ensemble import Ensemble
-from seq2seq_nmt.decoding.search import Hypothesis, beam_search, greedy_hypotheses, output_limits
+from seq2seq_nmt.decoding.options import DecodingOptions, check_batch_size
+from seq2seq_nmt.decoding.search import Hypothesis
+from seq2seq_nmt.decoding.strategies import decode, generators
 from seq2seq_nmt.model import Seq2Seq
 
 log = logging.getLogger(__name__)
@@ -157,33 +159,24 @@ class Translator:
     def search(
         self,
         lines: Sequence[str],
-        beam_size: int = 1,
-        nbest: int = 1,
-        length_penalty: float = 1.0,
+        options: DecodingOptions | None = None,
         batch_size: int = 64,
-        max_output_ratio: float = 1.5,
-        max_output_offset: int = 5,
         first_lineno: int = 1,
     ) -> list[Translation]:
-        """Decode ``lines`` in length-sorted batches (greedy when ``beam_size`` is 1), in order.
-
-        Outputs are at most ``max_output_ratio * source tokens + max_output_offset`` tokens long.
-        """
+        """Decode ``lines`` in length-sorted batches with ``options`` (default: greedy), in
+        order; ``first_lineno`` numbers the lines in warnings."""
+        options = options or DecodingOptions()
+        check_batch_size(batch_size)
         out = [self._translation(s, i) for i, s in enumerate(lines, first_lineno)]
         todo = sorted((i for i, t in enumerate(out) if t.ids), key=lambda i: len(out[i].ids))
         device = next(self.model.parameters()).device
+        seeded = generators(options.seed, device)
         for start in range(0, len(todo), batch_size):
             idx = todo[start : start + batch_size]
             ids = [np.asarray(out[i].ids) for i in idx]
             batch = collate([(s, s, None) for s in ids])
             src, src_len = batch["src"].to(device), batch["src_len"].to(device)
-            limits = output_limits(src_len, max_output_ratio, max_output_offset)
-            if beam_size == 1:
-                hyps = greedy_hypotheses(self.model, src, src_len, limits, length_penalty)
-            else:
-                hyps = beam_search(
-                    self.model, src, src_len, limits, beam_size, length_penalty, nbest
-                )
+            hyps = decode(self.model, src, src_len, options, next(seeded))
             for i, n, h in zip(idx, src_len.tolist(), hyps, strict=True):
                 out[i].hypotheses = [
                     Hypothesis(x.tokens, x.score, x.norm_score, x.attn[:, :n].float().cpu())
@@ -204,11 +197,7 @@ class Translator:
         if not tr.hypotheses:
             return [], torch.empty(0, len(tr.source) + 1)
         hyp = tr.hypotheses[rank]
-        rows = [
-            j for j, t in enumerate(hyp.tokens) if t not in (PAD, SOS, EOS) or (eos and t == EOS)
-        ]
-        pieces = self.tgt_tokenizer.pieces([hyp.tokens[j] for j in rows if hyp.tokens[j] != EOS])
-        pieces += [SPECIALS[EOS]] * (len(rows) - len(pieces))
+        rows, pieces = labelled_positions(self.tgt_tokenizer, hyp.tokens, eos)
         if replace_unk:
             src_pos = hyp.attn[rows, : len(tr.source)].argmax(-1).tolist()
             unk = SPECIALS[UNK]
@@ -223,6 +212,10 @@ class Translator:
             return self.tgt_tokenizer.decode(tr.hypotheses[rank].tokens)
         return " ".join(self.output(tr, rank, replace_unk)[0])
 
-    def translate(self, lines: Sequence[str], replace_unk: bool = False, **search) -> list[str]:
-        """The best translation of each line (empty lines give empty strings)."""
-        return [self.text(t, 0, replace_unk) for t in self.search(lines, **search)]
+    def translate(
+        self, lines: Sequence[str], batch_size: int = 64, replace_unk: bool = False, **options
+    ) -> list[str]:
+        """The best translation of each line (empty lines give empty strings); ``options``:
+        ``DecodingOptions`` fields (``beam_size=5``, ``strategy="sample"``, ...)."""
+        found = self.search(lines, DecodingOptions.from_mapping(options), batch_size)
+        return [self.text(t, 0, replace_unk) for t in found]
