@@ -4,18 +4,22 @@ itself at the end of a multirun, and a quiet console."""
 
 import csv
 import json
+import logging
 import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
 import yaml
+from lightning_fabric.utilities.warnings import PossibleUserWarning
 
 from helpers import ROOT, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
+from seq2seq_nmt.console import quiet
 from seq2seq_nmt.tools.average import main as average_main
 from seq2seq_nmt.tools.report import report
 from seq2seq_nmt.train.budget import UNITS, WorkMeter, trainer_limits
@@ -239,6 +243,20 @@ def test_a_run_logged_to_a_file_prints_no_warnings_no_escapes_and_one_line_per_v
     assert re.search(r"result: best val BLEU [\d.]+, test BLEU [\d.]+, 12 steps", text)
     hparams = yaml.safe_load((tmp_path / "run" / "tensorboard" / "hparams.yaml").read_text())
     assert hparams["model"]["hidden_size"] == 32 and hparams["trainer"]["max_epochs"] == 2
+
+
+def test_quiet_silences_the_listed_noise_and_logs_real_warnings(caplog):
+    lightning = ("The 'train_dataloader' does not have many workers which may be a bottleneck. "
+                 "Consider increasing the value of the `num_workers` argument")  # fmt: skip
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # not pytest's filters: only quiet() may silence
+            quiet()
+            warnings.warn(lightning, PossibleUserWarning, stacklevel=1)
+            warnings.warn("a real problem", RuntimeWarning, stacklevel=1)
+    finally:
+        logging.captureWarnings(False)
+    assert "a real problem" in caplog.text and "many workers" not in caplog.text
 
 
 def test_help_answers_without_importing_torch():

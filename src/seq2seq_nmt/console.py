@@ -14,6 +14,12 @@ NOISE: tuple[tuple[str, type[Warning], str], ...] = (
         FutureWarning,
         "Lightning 2.6's own pytree helper on torch >= 2.10; nothing a run can change",
     ),
+    (
+        r"The '\w+' does not have many workers",
+        Warning,  # Lightning's PossibleUserWarning, on any machine with 3 or more cores
+        "batches are slices of token arrays already in memory, and dataset.num_workers opts in "
+        "to loader processes; the advice fires for every default run",
+    ),
 )
 
 
