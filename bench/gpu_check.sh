@@ -167,7 +167,7 @@ train() {
     [[ $name == ddp ]] || wanted train || wanted "$name" || return 0
     step "$name" $((seconds + 20)) $((seconds + 150)) "$PYTHON" train.py "${DATA_OVERRIDES[@]}" \
         "trainer.max_time=$(max_time "$seconds")" trainer.max_epochs=1000 \
-        +trainer.num_sanity_val_steps=0 trainer.enable_progress_bar=false \
+        trainer.num_sanity_val_steps=0 trainer.enable_progress_bar=false \
         trainer.enable_model_summary=false '~callbacks.progress_bar' test=false logger=csv \
         "hydra.run.dir=$WORK/runs/$name" +callbacks.gpu_clock._target_=gpu_check.GpuClock \
         "+callbacks.gpu_clock.path=$WORK/runs/$name/clock.json" "$@"

@@ -49,8 +49,8 @@ def test_compiled_step_gives_the_eager_logits_and_gradients(attention):
 @pytest.mark.slow
 def test_a_compiled_run_trains_and_resumes(tmp_path):
     common = ["debug=fast", "logger=csv", "model.compile=true", "test=false",
-              "model.emb_size=16", "model.hidden_size=16", "+trainer.limit_train_batches=4",
-              "+trainer.limit_val_batches=1"]  # fmt: skip
+              "model.emb_size=16", "model.hidden_size=16", "trainer.limit_train_batches=4",
+              "trainer.limit_val_batches=1"]  # fmt: skip
     first = train(make_cfg(tmp_path, *common, "trainer.max_epochs=1"))
     assert torch.isfinite(torch.tensor(first["train/loss"]))
     last = tmp_path / "checkpoints" / "last.ckpt"

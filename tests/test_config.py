@@ -77,7 +77,7 @@ def test_bf16_with_fused_adam_and_gradient_clipping_trains_on_cpu(tmp_path, monk
     monkeypatch.setattr(precision, "native_bf16_cpu", lambda: True)
 
     overrides = ["debug=fast", "logger=csv", "trainer.precision=bf16-mixed", "trainer.gradient_clip_val=1.0",
-                 "trainer.max_epochs=1", "+trainer.limit_train_batches=3", "+trainer.limit_val_batches=1",
+                 "trainer.max_epochs=1", "trainer.limit_train_batches=3", "trainer.limit_val_batches=1",
                  "test=false", "model.emb_size=16", "model.hidden_size=16"]  # fmt: skip
     metrics = train(make_cfg(tmp_path, *overrides))
     assert torch.isfinite(torch.tensor(metrics["train/loss"]))

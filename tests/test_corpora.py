@@ -214,7 +214,7 @@ def train_losses(tmp_path, dataset: str, *overrides: str) -> list[float]:
     cfg = make_cfg(
         tmp_path, "debug=fast", f"dataset={dataset}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=csv",
         "model.emb_size=32", "model.hidden_size=32", "optimizer.lr=0.01", "trainer.max_epochs=2",
-        "+trainer.limit_train_batches=10", "+trainer.limit_val_batches=1", "trainer.log_every_n_steps=1",
+        "trainer.limit_train_batches=10", "trainer.limit_val_batches=1", "trainer.log_every_n_steps=1",
         "teacher_forcing_ratio=1.0", "test=false", "~callbacks.model_checkpoint", *overrides,
     )  # fmt: skip
     train(cfg)

@@ -82,6 +82,7 @@ def test_ddp_ranks_train_on_distinct_batches_and_rank_zero_alone_writes(tmp_path
     run = tmp_path / "run"
     out = run_train(tmp_path, f"hydra.run.dir={run}", "trainer.max_epochs=2")
     assert out.returncode == 0, out.stderr[-3000:]
+    assert "sync_dist" not in out.stdout + out.stderr  # epoch metrics logged with their reduction
     ranks = [records(tmp_path / f"probe-rank{r}.jsonl") for r in (0, 1)]
     epochs = [[e for e in rank if "epoch" in e] for rank in ranks]
     assert [len(e) for e in epochs] == [2, 2] and epochs[0][0]["world"] == 2
@@ -91,6 +92,10 @@ def test_ddp_ranks_train_on_distinct_batches_and_rank_zero_alone_writes(tmp_path
         assert e0["seen"] == len(e0["batches"]) == len(e1["batches"]) == e1["seen"] > 0
         assert len(first | second) > 0.9 * 3601  # the sample corpus's training pairs
     assert epochs[0][0]["batches"] != epochs[0][1]["batches"]  # a new order every epoch
+    tokens = json.loads((run / "metrics.json").read_text())["metrics"]["train/tgt_tokens"]
+    assert (
+        tokens > 2 * 3601 * 6
+    )  # both ranks' target tokens over 2 epochs (7.3 a pair; one rank: half)
     saves = [[e["saved"] for e in rank if "saved" in e] for rank in ranks]
     assert saves[0] and not saves[1]  # every checkpoint written by rank 0 only
     on_disk = {str(p) for p in (run / "checkpoints").iterdir()}
@@ -107,8 +112,8 @@ def test_ddp_ranks_train_on_distinct_batches_and_rank_zero_alone_writes(tmp_path
 def test_ddp_multirun_launches_each_job_once(tmp_path):
     sweep = tmp_path / "sweep"
     out = run_train(
-        tmp_path, "-m", f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", "+trainer.limit_train_batches=4",
-        "+trainer.limit_val_batches=1", "seed=1,2",
+        tmp_path, "-m", f"hydra.sweep.dir={sweep}", "trainer.max_epochs=1", "trainer.limit_train_batches=4",
+        "trainer.limit_val_batches=1", "seed=1,2",
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]

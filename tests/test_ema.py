@@ -142,7 +142,7 @@ def test_a_test_of_the_live_model_uses_the_average_one_of_a_checkpoint_its_weigh
 
 
 TINY = ["debug=fast", "callbacks=[default,ema]", "callbacks.ema.decay=0.9",
-        "+trainer.limit_train_batches=8", "+trainer.limit_val_batches=2", "test=false",
+        "trainer.limit_train_batches=8", "trainer.limit_val_batches=2", "test=false",
         "logger=csv"]  # fmt: skip
 
 

@@ -24,7 +24,7 @@ from seq2seq_nmt.tools.report import main as report_main
 from seq2seq_nmt.train.errors import ResumeError
 from seq2seq_nmt.train.run import train
 
-TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "+trainer.limit_val_batches=2"]
+TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.limit_val_batches=2"]
 
 
 def hydra_cfg(*overrides: str):
@@ -65,7 +65,7 @@ def test_optuna_study_in_sqlite_resumes_where_the_last_search_stopped(tmp_path):
         cmd = [
             sys.executable, "train.py", "hparams_search=bleu_optuna", f"hydra.sweeper.storage={storage}",
             "hydra.sweeper.study_name=s", "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path / name}",
-            *TINY, "+trainer.limit_train_batches=3", "trainer.max_epochs=1", "test=false", "logger=csv",
+            *TINY, "trainer.limit_train_batches=3", "trainer.max_epochs=1", "test=false", "logger=csv",
         ]  # fmt: skip
         out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0, out.stderr
@@ -129,7 +129,7 @@ def test_presets_hold_the_settings_they_reproduce(tmp_path, preset, expected):
 def test_same_seed_gives_identical_weights_and_metrics_another_seed_does_not(tmp_path):
     def run(name: str, seed: int):
         out = tmp_path / name
-        overrides = [*TINY, f"seed={seed}", "trainer.deterministic=true", "+trainer.limit_train_batches=10",
+        overrides = [*TINY, f"seed={seed}", "trainer.deterministic=true", "trainer.limit_train_batches=10",
                      "trainer.max_epochs=2", "test=false", "logger=csv"]  # fmt: skip
         metrics = train(make_cfg(out, *overrides))
         ckpt = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
@@ -180,13 +180,16 @@ def test_ckpt_path_that_does_not_exist_is_one_clear_error(tmp_path):
 def test_sweep_runs_every_job_and_the_report_marks_failed_and_unfinished(tmp_path):
     sweep = tmp_path / "sweep"
     cmd = [
-        sys.executable, "train.py", "-m", *TINY, "+trainer.limit_train_batches=3", "test=false",
+        sys.executable, "train.py", "-m", *TINY, "trainer.limit_train_batches=3", "test=false",
         "trainer.max_epochs=1", "logger=csv", f"hydra.sweep.dir={sweep}", "optimizer=sgd,adagrad",
         "teacher_forcing_ratio=0.5,2.0",  # 2.0 is refused: two jobs fail
     ]  # fmt: skip
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0  # Hydra reports the failed jobs after running them all
     assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
+    # the report wrote itself although jobs failed (the sweeper raises before its end callback)
+    assert "job 1 failed: teacher_forcing_ratio=2.0: a number in [0, 1]" in out.stdout
+    assert (sweep / "report.csv").is_file() and (sweep / "bleu.png").is_file()
     for job in ("0", "2"):
         assert (sweep / job / ".hydra" / "config.yaml").is_file()
         assert (sweep / job / "checkpoints" / "last.ckpt").is_file()
@@ -203,7 +206,7 @@ def test_sweep_runs_every_job_and_the_report_marks_failed_and_unfinished(tmp_pat
     by_job = {r["job"]: r for r in rows}
     assert by_job["0"]["optimizer"] == "sgd" and by_job["3"]["teacher_forcing_ratio"] == "2.0"
     assert int(by_job["2"]["steps"]) == 3 and by_job["2"]["val_bleu"] != ""
-    assert (sweep / "report.png").stat().st_size > 1000
+    assert (sweep / "bleu.png").stat().st_size > 1000 and (sweep / "curves.png").is_file()
 
 
 def test_report_on_a_directory_that_is_no_sweep_is_one_line(tmp_path):

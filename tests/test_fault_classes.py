@@ -54,7 +54,7 @@ from seq2seq_nmt.translate.command import run as translate_run
 
 SHORT = [
     "debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=6", "+trainer.limit_val_batches=2", "logger=csv", "test=false",
+    "trainer.limit_train_batches=6", "trainer.limit_val_batches=2", "logger=csv", "test=false",
 ]  # fmt: skip
 CACHE_SETTINGS = Settings("tutorial", ("fr", "en"), 10, None, 0.1, 0.1, 0, (1, 1), (None, None))
 PAIRS = [(f"He is tall {i}.", f"Il est très grand, élève {i}.") for i in range(60)]

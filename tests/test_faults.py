@@ -35,7 +35,7 @@ from seq2seq_nmt.train.records import write_json
 from seq2seq_nmt.train.run import train
 
 TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
-LIMITS = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "logger=csv"]
+LIMITS = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "logger=csv"]
 SHORT = [*TINY, *LIMITS]
 CACHE_SETTINGS = Settings("tutorial", ("fr", "en"), 10, None, 0.1, 0.1, 0, (1, 1), (None, None))
 

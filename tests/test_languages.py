@@ -196,7 +196,7 @@ def german_run(tmp_path_factory):
     cfg = german_cfg(
         tmp, "tokenizer=sentencepiece", "tokenizer.vocab_size=2000", "logger=csv",
         "model.emb_size=128", "model.hidden_size=128", "optimizer.lr=0.003", "batch_size=128",
-        "trainer.max_epochs=1", "+trainer.limit_train_batches=150", "+trainer.limit_val_batches=2",
+        "trainer.max_epochs=1", "trainer.limit_train_batches=150", "trainer.limit_val_batches=2",
         "trainer.log_every_n_steps=10", "teacher_forcing_ratio=1.0", "test=false",
     )  # fmt: skip
     train(cfg)

@@ -17,7 +17,7 @@ from seq2seq_nmt.train.loggers import CSVLogger, check_available
 from seq2seq_nmt.train.run import train
 
 TINY = ["debug=fast", "model.emb_size=32", "model.hidden_size=32", "trainer.max_epochs=1"]
-LIMITS = ["+trainer.limit_train_batches=3", "+trainer.limit_val_batches=2", "test=false"]
+LIMITS = ["trainer.limit_train_batches=3", "trainer.limit_val_batches=2", "test=false"]
 
 
 def csv_rows(run_dir: Path) -> list[dict[str, str]]:

@@ -7,6 +7,7 @@ A key absent from the composed config is skipped (an option of another config gr
 import codecs
 import inspect
 import math
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from seq2seq_nmt.hardware import HardwareError, check_devices
 from seq2seq_nmt.model import ATTENTIONS, RNNS
 from seq2seq_nmt.model.seq2seq import check_settings
 from seq2seq_nmt.targets import UnknownKeyError, check_keys
+from seq2seq_nmt.train.budget import UNITS
 from seq2seq_nmt.train.lightning_module import TEACHER_FORCING_MODES
 
 _ABSENT = object()
@@ -73,6 +75,11 @@ def prefixes(v: Any) -> bool:
     if isinstance(v, ListConfig | list):
         return all(isinstance(p, str) for p in v)
     return v is None or (isinstance(v, str) and v in PREFIX_LISTS)
+
+
+def duration(v: Any) -> bool:
+    """A wall time as Lightning's ``max_time`` takes it on the command line: ``DD:HH:MM:SS``."""
+    return isinstance(v, str) and bool(re.fullmatch(r"\d+:\d\d:\d\d:\d\d", v))
 
 
 def lang_code(v: Any) -> bool:
@@ -143,6 +150,10 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
         or_null(lambda v: positive_int(v) or v == -1),
         "a positive integer, -1 (no limit) or null",
     ),
+    "budget.tokens": (or_null(lambda v: positive(v) and v >= 1), "a number >= 1 or null"),
+    "budget.steps": (or_null(positive_int), "a positive integer or null"),
+    "budget.epochs": (or_null(positive_int), "a positive integer or null"),
+    "budget.time": (or_null(duration), "DD:HH:MM:SS (00:00:10:00) or null"),
     "trainer.gradient_clip_val": (or_null(positive), "a number > 0 or null"),
     "callbacks.divergence_guard.max_loss": (or_null(_number), "a number or null"),
     "callbacks.divergence_guard.patience": (positive_int, "a positive integer"),
@@ -186,6 +197,9 @@ def check_combinations(cfg: DictConfig) -> None:
             english_side((src, tgt))
         except ValueError as e:
             raise ConfigError(str(e)) from None
+    budget = [f"budget.{u}" for u in UNITS if OmegaConf.select(cfg, f"budget.{u}") is not None]
+    if len(budget) > 1:
+        raise ConfigError(f"{' and '.join(budget)} are both set: a run has one budget")
     if (model := OmegaConf.select(cfg, "model")) is not None and "_target_" in model:
         keys = inspect.signature(check_settings).parameters
         try:

@@ -21,5 +21,6 @@ def collate(items: list[tuple[np.ndarray, np.ndarray, str | None]]) -> dict[str,
         "src_len": torch.tensor([len(s) for s in src]),
         "tgt_in": tgt_in,
         "tgt_out": tgt_out,
+        "tgt_tokens": sum(len(t) for t in tgt),  # target tokens (with <eos>), counted on the host
         "refs": [r for _, _, r in items] if items[0][2] is not None else None,
     }

@@ -63,6 +63,7 @@ class TranslationModule(pl.LightningModule):
         self.val_nll, self.test_nll = MeanMetric(), MeanMetric()
         self._outputs: list[tuple[str, str, str]] = []
         self.run_id = uuid.uuid4().hex  # the run's identity in checkpoints; a resume keeps its own
+        self.test_outputs: list[tuple[str, str, str]] = []  # (source, output, reference), last test
 
     def forward(self, batch: dict, teacher_forcing_ratio: float = 1.0, per_sequence: bool = False):
         src, src_len, tgt_in = batch["src"], batch["src_len"], batch["tgt_in"]
@@ -102,12 +103,16 @@ class TranslationModule(pl.LightningModule):
             return
         hyps, refs = [h for _, h, _ in outputs], [r for _, _, r in outputs]
         bleu, sig = corpus_bleu(hyps, refs, self.bleu_tokenize)
+        # every rank holds the same values (BLEU over the gathered outputs, the loss from a metric
+        # synced by torchmetrics): their mean under DDP is that value, and Lightning is told so
         self.log_dict(
             {f"{stage}/loss": mean_nll, f"{stage}/ppl": torch.exp(mean_nll), f"{stage}/bleu": bleu},
-            prog_bar=True,
-        )
+            prog_bar=True, sync_dist=True,
+        )  # fmt: skip
+        if stage == "test":  # each validation has its line (seq2seq_nmt.train.progress)
+            self.test_outputs = outputs
+            log.info("test BLEU %.2f (%s) over %d sentences", bleu, sig, len(outputs))
         if not self.trainer.sanity_checking:
-            log.info("%s BLEU %.2f (%s) over %d sentences", stage, bleu, sig, len(outputs))
             self._log_samples(stage, outputs[: self.num_samples])
 
     def _board(self) -> Any:

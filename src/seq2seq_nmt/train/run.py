@@ -12,11 +12,15 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from seq2seq_nmt.config import ConfigError
+from seq2seq_nmt.data.io import atomic_write
+from seq2seq_nmt.rank import rank_zero_only
+from seq2seq_nmt.train.budget import WorkMeter, trainer_limits
 from seq2seq_nmt.train.checkpoint_io import AtomicCheckpointIO
 from seq2seq_nmt.train.errors import DivergenceError, ResumeError, StorageError
 from seq2seq_nmt.train.lightning_module import TranslationModule
 from seq2seq_nmt.train.loggers import check_available
 from seq2seq_nmt.train.precision import trainer_precision
+from seq2seq_nmt.train.progress import ValidationLog
 from seq2seq_nmt.train.records import (
     COMPLETED,
     DIVERGED,
@@ -31,6 +35,7 @@ from seq2seq_nmt.train.resume import checked_resume
 from seq2seq_nmt.train.signals import Interrupted, SignalCheckpoint, Watch, watching
 
 log = logging.getLogger(__name__)
+TEST_HYPS, TEST_REFS = "test.hyp.txt", "test.ref.txt"
 
 
 class CheckpointNotFoundError(ResumeError, FileNotFoundError):
@@ -62,6 +67,8 @@ def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, TranslationModule]:
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
         bleu_tokenize=cfg.get("metrics", {}).get("tokenize", "13a"),
     )
+    params = sum(p.numel() for p in module.net.parameters())
+    log.info("model: %s attention, %s parameters", cfg.model.attention, f"{params:,}")
     return datamodule, module
 
 
@@ -82,9 +89,11 @@ def instantiate_all(group: DictConfig | None) -> list:
 def make_trainer(cfg: DictConfig, **kwargs) -> pl.Trainer:
     """``cfg.trainer`` instantiated with ``kwargs``, its precision resolved for the hardware
     (:func:`seq2seq_nmt.train.precision.trainer_precision`), checkpoints written atomically in
-    their folder (:class:`seq2seq_nmt.train.checkpoint_io.AtomicCheckpointIO`)."""
+    their folder (:class:`seq2seq_nmt.train.checkpoint_io.AtomicCheckpointIO`), its limits set by
+    ``cfg.budget`` where one is chosen (:mod:`seq2seq_nmt.train.budget`)."""
     settings = trainer_precision(cfg.trainer.get("precision", "32-true"), cfg.trainer.accelerator)
     settings["plugins"] = [*settings.get("plugins", []), AtomicCheckpointIO()]
+    settings |= trainer_limits(cfg.get("budget"))
     return instantiate(cfg.trainer, **settings, **kwargs)
 
 
@@ -126,10 +135,13 @@ def log_hyperparameters(trainer: pl.Trainer, cfg: DictConfig, metrics: dict[str,
 
 
 def log_parameters(trainer: pl.Trainer, cfg: DictConfig) -> None:
-    """The run's settings to every logger but TensorBoard (whose HPARAMS need the final metrics
-    and are written at the end), before training: a run that fails still shows its parameters."""
+    """The run's settings to every logger before training, so a run that fails still shows its
+    parameters; TensorBoard's HPARAMS need the final metrics and are written at the end, but its
+    ``hparams.yaml`` (written once, at its first save) gets the settings now."""
     for logger in trainer.loggers:
-        if not isinstance(logger, TensorBoardLogger):
+        if isinstance(logger, TensorBoardLogger):
+            logger.hparams.update(hyperparameters(cfg))
+        else:
             logger.log_hyperparams(hyperparameters(cfg))
 
 
@@ -155,6 +167,8 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     check_available(cfg.get("logger"))  # before the data is prepared
     datamodule, module = build(cfg)
     callbacks, settings = instantiate_all(cfg.get("callbacks")), {}
+    meter = WorkMeter(tokens=OmegaConf.select(cfg, "budget.tokens"))
+    callbacks += [meter, ValidationLog(run_dir)]
     if not len(datamodule.datasets["val"]):
         callbacks, settings = without_validation(cfg, callbacks)
     callbacks.append(SignalCheckpoint())  # SIGTERM/SIGUSR1: last.ckpt, then stop
@@ -168,6 +182,7 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     metrics |= split_metrics(datamodule.split_report)
+    metrics["train/tgt_tokens"] = meter.tokens
     ckpt = trainer.checkpoint_callback
     if ckpt is not None and ckpt.best_model_score is not None:
         metrics["val/bleu"] = float(ckpt.best_model_score)
@@ -178,11 +193,12 @@ def fit_and_test(cfg: DictConfig, run_dir: Path) -> tuple[pl.Trainer, dict[str, 
             "the test split is empty (dataset.test_size=%s): testing skipped", cfg.dataset.test_size
         )
     elif test:
-        best = "best" if ckpt is not None and ckpt.best_model_path else None
-        metrics |= {
-            k: float(v) for k, v in trainer.test(module, datamodule, ckpt_path=best)[0].items()
-        }
+        best = ckpt.best_model_path if ckpt is not None and ckpt.best_model_path else None
+        results = trainer.test(module, datamodule, ckpt_path=best, verbose=False)[0]
+        metrics |= {k: float(v) for k, v in results.items()}
+        write_test_outputs(run_dir, module.test_outputs)
     log_hyperparameters(trainer, cfg, metrics)
+    log.info("result: %s", result_line(trainer, metrics))
     return trainer, metrics
 
 
@@ -212,6 +228,30 @@ def record_failure(run_dir: Path, started: float, e: BaseException, watch: Watch
         record_outcome(run_dir, status, started, **fields)
 
 
+def training_time(trainer: pl.Trainer) -> float:
+    """Seconds of training (validation excluded, across resumes), from the run's WorkMeter."""
+    return round(next(c for c in trainer.callbacks if isinstance(c, WorkMeter)).elapsed(), 1)
+
+
+@rank_zero_only
+def write_test_outputs(run_dir: Path, outputs: list[tuple[str, str, str]]) -> None:
+    """``test.hyp.txt`` and ``test.ref.txt``: the test split's outputs and references, a line
+    each, in the same order (for the report's paired bootstrap between settings)."""
+    for name, column in ((TEST_HYPS, 1), (TEST_REFS, 2)):
+        text = "".join(" ".join(row[column].split()) + "\n" for row in outputs)
+        with atomic_write(run_dir / name) as tmp:
+            tmp.write_text(text, encoding="utf-8")
+
+
+def result_line(trainer: pl.Trainer, metrics: dict[str, float]) -> str:
+    """The run's outcome in one line: best validation and test BLEU, work done, status."""
+    parts = [f"{name} {metrics[key]:.2f}" for key, name in
+             (("val/bleu", "best val BLEU"), ("test/bleu", "test BLEU")) if key in metrics]  # fmt: skip
+    parts.append(f"{trainer.global_step} steps, {int(metrics['train/tgt_tokens']):,} tgt tokens")
+    parts.append(f"{training_time(trainer):.0f} s training")
+    return ", ".join(parts) + (" (interrupted)" if trainer.interrupted else "")
+
+
 def train(cfg: DictConfig) -> dict[str, float]:
     """Train (or resume) and test; return the final metrics, ``val/bleu`` being the best one.
 
@@ -238,7 +278,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ckpt = trainer.checkpoint_callback
     record_outcome(
         run_dir, INTERRUPTED if trainer.interrupted else COMPLETED, started,
-        steps=trainer.global_step, epochs=trainer.current_epoch,
+        steps=trainer.global_step, epochs=trainer.current_epoch, train_time_s=training_time(trainer),
         best_checkpoint=ckpt.best_model_path if ckpt is not None else None, metrics=metrics,
     )  # fmt: skip
     return metrics
