@@ -49,11 +49,13 @@ def atomic_write(dest: str | Path, *, folder: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as e:
         if folder:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:  # a failed write or close: name dest
+            raise OSError(e.errno, e.strerror, str(dest)) from e
         raise
 
 
