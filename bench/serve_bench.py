@@ -202,14 +202,18 @@ def translate_file(ckpt: Path, src: Path) -> float:
     return time.perf_counter() - start
 
 
-def ceiling(ckpt: Path, src: Path, n: int) -> dict:
+def ceiling(ckpt: Path, src: Path, n: int, runs: int = 3) -> dict:
     """``nmt-translate input=FILE``'s sentences/s, start-up included, and without its start-up
-    (the time it takes on an empty file)."""
+    (the time it takes on an empty file): medians of ``runs`` runs each, after one warm-up run
+    (the first start reads the libraries from disk)."""
     empty = src.with_name("empty.txt")
     empty.write_text("")
-    startup, wall = translate_file(ckpt, empty), translate_file(ckpt, src)
+    translate_file(ckpt, empty)
+    startup = float(np.median([translate_file(ckpt, empty) for _ in range(runs)]))
+    wall = float(np.median([translate_file(ckpt, src) for _ in range(runs)]))
     print(f"nmt-translate input=FILE: {n} sentences in {wall:.2f} s, {n / wall:.1f} sent/s; "
-          f"start-up {startup:.2f} s, {n / (wall - startup):.1f} sent/s without it")  # fmt: skip
+          f"start-up {startup:.2f} s, {n / (wall - startup):.1f} sent/s without it "
+          f"(medians of {runs} runs)")  # fmt: skip
     return {"sentences": n, "seconds": wall, "sentences_per_s": n / wall,
             "startup_s": startup, "decode_sentences_per_s": n / (wall - startup)}  # fmt: skip
 
