@@ -210,7 +210,7 @@ def test_report_of_an_optuna_search_draws_optunas_importance(tmp_path):
     )
     text = report(tmp_path)
     assert "optuna best: optimizer.lr=0.003 -> 14.0" in text
-    assert re.search(r"importance \(fANOVA, val BLEU\): (lr|dropout) \d\.\d\d", text)
+    assert re.search(r"importance \(PED-ANOVA, val BLEU\): (lr|dropout) \d\.\d\d", text)
     assert (tmp_path / "importance.png").stat().st_size > 5_000
 
 
