@@ -29,7 +29,7 @@ from seq2seq_nmt.data.cache import CacheError, Settings, prepare
 from seq2seq_nmt.data.corpus import SAMPLE_PATH, EuroparlCorpus, TutorialCorpus
 from seq2seq_nmt.data.download import CorpusError, locate
 from seq2seq_nmt.train.callbacks import DivergenceGuard
-from seq2seq_nmt.train.checks import check_writable, verify_checkpoint
+from seq2seq_nmt.train.checks import check_output_folders, verify_checkpoint
 from seq2seq_nmt.train.errors import DivergenceError, ResumeError, StorageError
 from seq2seq_nmt.train.records import write_json
 from seq2seq_nmt.train.run import train
@@ -248,7 +248,7 @@ def read_only_folder(tmp_path, monkeypatch) -> Iterator[Path]:
 def test_read_only_checkpoint_folder_is_refused(tmp_path, read_only_folder):
     folder = read_only_folder
     with pytest.raises(StorageError, match=f"cannot write to {folder}: Permission denied"):
-        check_writable([tmp_path, folder])
+        check_output_folders([tmp_path, folder])
 
 
 def _write_nothing(self, checkpoint, filepath, storage_options=None):

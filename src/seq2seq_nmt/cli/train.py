@@ -34,7 +34,7 @@ def run(cfg: DictConfig) -> float | None:
     """Check the config, then train and test; the best validation BLEU (Optuna's objective)."""
     from seq2seq_nmt.config import ConfigError, validate
     from seq2seq_nmt.console import quiet
-    from seq2seq_nmt.train.checks import check_writable, output_folders
+    from seq2seq_nmt.train.checks import check_output_folders, output_folders
     from seq2seq_nmt.train.records import FAILED, record_outcome
     from seq2seq_nmt.train.run import train
 
@@ -46,7 +46,7 @@ def run(cfg: DictConfig) -> float | None:
             record_outcome(Path(cfg.paths.output_dir), FAILED, time.monotonic(), error=str(e))
         raise
     log.info("config checked: %s", " ".join(HydraConfig.get().overrides.task) or "defaults")
-    check_writable(output_folders(cfg))
+    check_output_folders(output_folders(cfg))
     try:
         return train(cfg).get("val/bleu")
     except InstantiationException as e:  # a bad setting found while building the data

@@ -113,7 +113,7 @@ class CacheError(CorpusError):
     it in one line and exit status 2)."""
 
 
-def check_writable(folder: Path) -> None:
+def check_cache_folder(folder: Path) -> None:
     """Raise a CacheError naming ``folder`` when it is not a folder or cannot be written."""
     if (why := unwritable(folder)) is not None:
         raise CacheError(f"cannot write to {folder} (dataset.cache_dir, preprocessed data): {why}")
@@ -147,7 +147,7 @@ def prepare(
     if final.is_dir():
         log.info("reusing preprocessed data %s", final)
     else:
-        check_writable(final.parent)
+        check_cache_folder(final.parent)
         with _locked(final.parent / f"{key}.lock", final):
             if not final.is_dir():
                 try:

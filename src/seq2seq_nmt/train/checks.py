@@ -32,7 +32,7 @@ def output_folders(cfg: DictConfig) -> list[Path]:
     return [Path(cfg.paths.output_dir), *(Path(d) for d in dirs if d)]
 
 
-def check_writable(folders: list[Path]) -> None:
+def check_output_folders(folders: list[Path]) -> None:
     """Create each folder and a file in it, or raise a one-line StorageError naming it."""
     for folder in folders:
         if (why := unwritable(folder)) is not None:

@@ -150,7 +150,7 @@ def report_scores(hyps: list[str], refs: list[str], translator: Translator, toke
     )
 
 
-def prepare(
+def translator_and_inputs(
     cfg, stdin: TextIO, text: str | None = None
 ) -> tuple[Translator, DecodingOptions, Iterable[list[str]], list[str] | None]:
     """The translator, checked options, the input in batches and the normalised references."""
@@ -185,7 +185,9 @@ def run(cfg, stdin: TextIO | None = None, text: str | None = None) -> None:
     try:
         with ExitStack() as stack:
             try:
-                translator, opts, batches, refs = prepare(cfg, stdin or sys.stdin, text)
+                translator, opts, batches, refs = translator_and_inputs(
+                    cfg, stdin or sys.stdin, text
+                )
                 out = (
                     stack.enter_context(atomic_text(cfg.output))
                     if cfg.get("output")
