@@ -106,6 +106,17 @@ def reference_beam(logp, limit: int, k: int, alpha: float, extra: list[int]) -> 
     return [list(p) for p in dict.fromkeys(p for _, p in ranked)][:k]
 
 
+def assert_forced_decode(model, src: torch.Tensor, src_len: torch.Tensor, h) -> None:
+    """``h``'s score and attention rows equal a one-sentence decode forced along its tokens."""
+    memory, hidden = model.encode(src, src_len)
+    total = 0.0
+    for t, (y, tok) in enumerate(zip([SOS, *h.tokens[:-1]], h.tokens, strict=True)):
+        logits, hidden, w = model.step(torch.tensor([y]), hidden, memory)
+        total += float(logits.log_softmax(-1)[0, tok])
+        torch.testing.assert_close(h.attn[t], w[0], atol=1e-5, rtol=1e-4)
+    assert h.score == pytest.approx(total, abs=1e-4)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 @torch.no_grad()
 def test_beam_search_finds_what_an_unbatched_reference_finds(name):
@@ -138,13 +149,7 @@ def test_hypotheses_are_what_teacher_forcing_scores_and_attends(name):
             assert n <= limit and EOS not in h.tokens[:-1]
             assert h.tokens[-1] == EOS or n == limit
             assert h.norm_score == pytest.approx(h.score / length_penalty(n, 1.0))
-            memory, hidden = model.encode(src[i : i + 1], src_len[i : i + 1])
-            total = 0.0
-            for t, (y, tok) in enumerate(zip([SOS, *h.tokens[:-1]], h.tokens, strict=True)):
-                logits, hidden, w = model.step(torch.tensor([y]), hidden, memory)
-                total += float(logits.log_softmax(-1)[0, tok])
-                torch.testing.assert_close(h.attn[t], w[0], atol=1e-5, rtol=1e-4)
-            assert h.score == pytest.approx(total, abs=1e-4)
+            assert_forced_decode(model, src[i : i + 1], src_len[i : i + 1], h)
 
 
 @torch.no_grad()

@@ -6,11 +6,11 @@ import re
 
 import pytest
 import torch
-from test_search_sync import MODELS, random_batch
+from test_search_sync import MODELS, assert_forced_decode, random_batch
 
 from helpers import ROOT, run_translate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
-from seq2seq_nmt.data.vocab import EOS, SOS, UNK
+from seq2seq_nmt.data.vocab import EOS, UNK
 from seq2seq_nmt.decoding import search, strategies
 from seq2seq_nmt.decoding.options import DecodingOptions
 from seq2seq_nmt.decoding.strategies import STRATEGIES, decode, generators
@@ -68,13 +68,7 @@ def test_every_strategy_gives_nbest_hypotheses_that_the_model_scores(name, model
             assert h.norm_score == pytest.approx(
                 h.score / search.length_penalty(n, options.length_penalty)
             )
-            memory, hidden = model.encode(src[i : i + 1], src_len[i : i + 1])
-            total = 0.0
-            for t, (y, tok) in enumerate(zip([SOS, *h.tokens[:-1]], h.tokens, strict=True)):
-                logits, hidden, w = model.step(torch.tensor([y]), hidden, memory)
-                total += float(logits.log_softmax(-1)[0, tok])
-                torch.testing.assert_close(h.attn[t], w[0], atol=1e-5, rtol=1e-4)
-            assert h.score == pytest.approx(total, abs=1e-4)
+            assert_forced_decode(model, src[i : i + 1], src_len[i : i + 1], h)
 
 
 def test_nbest_samples_are_independent_draws():
