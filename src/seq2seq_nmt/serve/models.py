@@ -63,9 +63,8 @@ def load_model(name: str | None, path: str, device: str, precision: str) -> Mode
     ckpt = load_checkpoint(path)
     data = ckpt[CHECKPOINT_KEY]["data"]
     name = name or f"{data.get('src_lang')}-{data.get('tgt_lang')}"
-    info = describe(name, ckpt)
-    del ckpt
-    return Model(name, Translator.from_checkpoint(Path(path), device, precision), info)
+    translator = Translator.from_loaded([Path(path)], [ckpt], device, precision)
+    return Model(name, translator, describe(name, ckpt))
 
 
 def load_models(cfg) -> dict[str, Model]:

@@ -115,10 +115,18 @@ class Translator:
         """One checkpoint's model, or the ensemble of several with the same tokenizers and
         normalisation (CheckpointError, one line, otherwise), decoding in ``precision``
         (ValueError, one line, when unknown or not for ``device``)."""
-        check_precision(precision, device)
+        check_precision(precision, device)  # before any checkpoint is read
         if not paths:
             raise CheckpointError("no checkpoint given")
-        ckpts = [load_checkpoint(p) for p in paths]
+        return cls.from_loaded(paths, [load_checkpoint(p) for p in paths], device, precision)
+
+    @classmethod
+    def from_loaded(
+        cls, paths: Sequence[str | Path], ckpts: Sequence[dict], device: str = "cpu",
+        precision: str = "fp32",
+    ) -> "Translator":  # fmt: skip
+        """``from_checkpoints`` on checkpoints already read (``load_checkpoint``) from ``paths``."""
+        check_precision(precision, device)
         check_compatible(paths, ckpts, ENSEMBLE_PARTS)
         models = [load_network(p, c) for p, c in zip(paths, ckpts, strict=True)]
         meta = ckpts[0][CHECKPOINT_KEY]
