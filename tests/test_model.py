@@ -107,6 +107,40 @@ def test_luong_one_call_path_equals_step_loop(attention):
     assert torch.allclose(fast, stepwise_logits(model, src, src_len, tgt_in), atol=1e-5)
 
 
+ATTEND_FIRST = [name for name, spec in ATTENTIONS.items() if spec.attend_first]
+
+
+@pytest.mark.parametrize("attention", ATTEND_FIRST)
+@pytest.mark.parametrize(
+    "levers", [{}, {"deep_output": True}, {"bidirectional": True, "bridge": True},
+               {"tie_embeddings": True}],
+)  # fmt: skip
+@pytest.mark.parametrize("ratio", [0.0, 0.5, 1.0])
+def test_fused_gru_loop_equals_the_step_loop_with_gradients(attention, levers, ratio, monkeypatch):
+    """The attend-first GRU's fused training loop gives ``step``'s logits, attention and
+    parameter gradients, with dropout and free-running steps (the same draws, seeded alike)."""
+    model = make(attention, dropout=0.2, **levers).train()
+    src, src_len, tgt_in = padded_batch()
+    assert model.decoder.fused_gru()
+    taken = []
+    fused = model.decoder.run_attend_first
+    monkeypatch.setattr(model.decoder, "run_attend_first", lambda *a: taken.append(1) or fused(*a))
+    results = []
+    for path in ("fused", "step"):
+        if path == "step":
+            monkeypatch.setattr(model.decoder, "fused_gru", lambda: False)
+        model.zero_grad()
+        torch.manual_seed(3)
+        logits, attn = model(src, src_len, tgt_in, ratio)
+        (logits.square().sum() + attn.sum()).backward()
+        grads = [p.grad.to_dense().clone() for p in model.parameters()]
+        results.append((logits.detach(), attn.detach(), *grads))
+    assert taken == [1]
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    assert model.decoder.embedding.weight.grad.layout == torch.strided  # fused Adam needs dense
+
+
 def test_tutorial_attention_refuses_sources_past_max_length():
     model = make("tutorial", max_length=4)
     src = torch.tensor([[5, 6, 7, 8, EOS]])
@@ -146,9 +180,10 @@ def test_rows_sharing_a_sentence_memory_equal_rows_with_their_own_copy(attention
         torch.testing.assert_close(a, b)
 
 
-def test_padded_gru_encoder_equals_the_packed_one_with_gradients():
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padded_gru_encoder_equals_the_packed_one_with_gradients(bidirectional):
     """The one-layer GRU's padded fast path gives the packed path's outputs, state and gradients."""
-    model, (src, src_len, _) = make(), padded_batch()
+    model, (src, src_len, _) = make(bidirectional=bidirectional), padded_batch()
     emb = model.encoder.embedding(src).detach().requires_grad_()
     results = []
     for path in (model.encoder.forward_padded, model.encoder.forward_packed):

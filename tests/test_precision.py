@@ -26,6 +26,23 @@ def test_native_bf16_is_read_off_the_cpu_flags(cpuinfo, native):
     assert has_native_bf16(cpuinfo) is native
 
 
+@pytest.mark.parametrize(
+    ("flags", "speedup", "pays"),
+    [(True, 3.0, True), (True, 0.6, False), (True, 1.1, False), (False, 3.0, False)],
+)
+def test_bf16_pays_only_with_the_flag_and_a_faster_matmul(monkeypatch, flags, speedup, pays):
+    """AVX512-BF16 without AMX has been measured at 0.6x float32: the flag alone is not enough."""
+    probed = []
+    monkeypatch.setattr(precision, "has_native_bf16", lambda text: flags)
+    monkeypatch.setattr(precision, "bf16_matmul_speedup", lambda: probed.append(1) or speedup)
+    assert precision.native_bf16_cpu.__wrapped__() is pays
+    assert probed == ([1] if flags else [])  # no flag: no probe
+
+
+def test_the_probe_times_a_real_matmul():
+    assert 0.05 < precision.bf16_matmul_speedup(rows=16, size=64, repeats=2) < 100
+
+
 @pytest.mark.parametrize("asked", ["bf16-mixed", "bf16-true"])
 def test_bf16_falls_back_to_fp32_with_a_warning_on_a_cpu_without_it(monkeypatch, caplog, asked):
     monkeypatch.setattr(precision, "native_bf16_cpu", lambda: False)

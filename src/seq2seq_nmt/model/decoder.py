@@ -1,8 +1,10 @@
 """Recurrent attention decoder, one step at a time or (Luong style, teacher forced) all at once."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from seq2seq_nmt.data.vocab import PAD
@@ -102,6 +104,51 @@ class Decoder(nn.Module):
             out, hidden = self.rnn(emb, hidden)
             ctx, w = self._attend(out, memory)
         return self._combine(out, ctx, emb)[:, 0], hidden, w[:, 0]
+
+    def fused_gru(self) -> bool:
+        """Whether teacher-forced decoding can run ``run_attend_first``: an attend-first decoder
+        over a one-layer GRU."""
+        return self.attend_first and type(self.rnn) is nn.GRU and self.rnn.num_layers == 1
+
+    def run_attend_first(
+        self,
+        tgt_in: torch.Tensor,
+        hidden: torch.Tensor,
+        memory: Memory,
+        forced: list[bool],
+        predict: Callable[[torch.Tensor], torch.Tensor],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``step`` over inputs ``tgt_in`` (B, T) of an attend-first one-layer GRU decoder, with
+        the GRU written out so that per step only what must runs: the embeddings' share of the
+        GRU input gates comes from one matmul over all forced inputs, and the output features
+        from one matmul after the loop. A free step (``forced[t]`` False) reads ``predict`` of
+        the previous step's feature. Features (B, T, H) and attention (B, T, S); the same
+        values and gradients as ``step`` (tested)."""
+        rnn, size = self.rnn, self.rnn.hidden_size
+        w_emb, w_ctx = rnn.weight_ih_l0.split([self.embedding.embedding_dim, size], dim=1)
+        forced_emb = self.embed(tgt_in)
+        forced_gates = F.linear(forced_emb, w_emb, rnn.bias_ih_l0).unbind(1)
+        h, embs, outs, ctxs, attns = hidden[-1], list(forced_emb.unbind(1)), [], [], []
+        for t, is_forced in enumerate(forced):
+            if not is_forced:
+                with torch.no_grad():
+                    y = predict(self._combine(outs[-1], ctxs[-1], embs[t - 1]))
+                # a sparse gradient: the embedding matrix's dense one comes from ``forced_emb``
+                embs[t] = self.dropout(F.embedding(y, self.embedding.weight, PAD, sparse=True))
+            gates_x = forced_gates[t] if is_forced else F.linear(embs[t], w_emb, rnn.bias_ih_l0)
+            ctx, w = self._attend(self._query(embs[t][:, None], h[None]), memory)
+            gates_x = torch.addmm(gates_x, ctx[:, 0], w_ctx.t())
+            gates_h = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0)
+            reset, update = torch.sigmoid(gates_x[:, : 2 * size] + gates_h[:, : 2 * size]).chunk(
+                2, 1
+            )
+            new = torch.tanh(torch.addcmul(gates_x[:, 2 * size :], reset, gates_h[:, 2 * size :]))
+            h = torch.addcmul(new, update, h - new)  # (1 - z) n + z h
+            outs.append(h)
+            ctxs.append(ctx[:, 0])
+            attns.append(w[:, 0])
+        feats = self._combine(torch.stack(outs, 1), torch.stack(ctxs, 1), torch.stack(embs, 1))
+        return feats, torch.stack(attns, 1)
 
     def run(
         self, tgt_in: torch.Tensor, hidden: Hidden

@@ -47,7 +47,7 @@ class Encoder(nn.Module):
     def forward(self, src: torch.Tensor, src_len: torch.Tensor) -> tuple[torch.Tensor, Hidden]:
         """Encode ``src`` (B, S): outputs (B, S, H), zero at padding, and the final hidden state."""
         emb = self.dropout(self.embedding(src))
-        if isinstance(self.rnn, nn.GRU) and self.rnn.num_layers == 1 and not self.bidirectional:
+        if type(self.rnn) is nn.GRU and self.rnn.num_layers == 1:
             return self.forward_padded(emb, src_len)
         return self.forward_packed(emb, src_len)
 
@@ -67,12 +67,25 @@ class Encoder(nn.Module):
     def forward_padded(
         self, emb: torch.Tensor, src_len: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """A one-layer unidirectional GRU over the padded batch, equal to packing it: a position
-        never sees the padding after it, and the final state is the output at the last real
-        token. On CPU this runs through oneDNN, about 1.4x faster than a packed sequence."""
-        out, _ = self.rnn(emb)
-        lengths = src_len.to(emb.device)
-        real = torch.arange(emb.size(1), device=emb.device) < lengths[:, None]
-        out = out * real[..., None]
-        last = out[torch.arange(out.size(0), device=emb.device), lengths - 1]
-        return out, last[None].contiguous()
+        """A one-layer (bi)GRU over the padded batch, equal to packing it: a position never sees
+        the padding after it, the backward direction reads each source reversed within its
+        length, and the final states are the outputs at each direction's last real token. On CPU
+        about 1.1x (bidirectional) to 1.4x faster than a packed sequence."""
+        batch, steps = emb.shape[:2]
+        lengths, positions = src_len.to(emb.device), torch.arange(steps, device=emb.device)
+        real, rows = positions < lengths[:, None], torch.arange(batch, device=emb.device)
+        weights = self.rnn._flat_weights
+        out = self._gru(emb, weights[:4])
+        last = out[rows, lengths - 1]
+        if self.bidirectional:  # reverse each source within its length, padding left in place
+            order = torch.where(real, lengths[:, None] - 1 - positions, positions)[..., None]
+            back = self._gru(emb.gather(1, order.expand_as(emb)), weights[4:])
+            back = back.gather(1, order.expand_as(back))
+            out, last = torch.cat([out, back], dim=-1), torch.cat([last, back[:, 0]], dim=-1)
+        return out * real[..., None], last[None].contiguous()
+
+    def _gru(self, emb: torch.Tensor, weights: list[torch.Tensor]) -> torch.Tensor:
+        """Outputs (B, S, h) of one direction of the GRU, from a zero state."""
+        state = emb.new_zeros(1, emb.size(0), self.rnn.hidden_size)
+        train = self.training and torch.is_grad_enabled()
+        return torch._VF.gru(emb, state, weights, True, 1, 0.0, train, False, True)[0]

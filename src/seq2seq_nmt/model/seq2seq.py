@@ -158,6 +158,11 @@ class Seq2Seq(nn.Module):
         forced = [True, *(draws[1:] < teacher_forcing_ratio).tolist()]  # the first input is <sos>
         if not (self.decoder.attend_first or self.decoder.input_feeding):
             return self._decode_runs(tgt_in, hidden, memory, forced)
+        if self.decoder.fused_gru() and not self.compiled:
+            feats, attn = self.decoder.run_attend_first(
+                tgt_in, hidden, memory, forced, self._predict
+            )
+            return self.generator(self.dropout(feats)), attn
         # the forced inputs embedded in one call (one gradient for the embedding matrix)
         embs, (feats, attns, y) = self.decoder.embed(tgt_in).unbind(1), ([], [], tgt_in[:, 0])
         for t in range(steps):
