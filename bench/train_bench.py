@@ -37,6 +37,7 @@ from seq2seq_nmt.decoding.options import DecodingOptions
 from seq2seq_nmt.decoding.strategies import decode
 from seq2seq_nmt.metrics import corpus_bleu
 from seq2seq_nmt.model.decoder import Memory
+from seq2seq_nmt.train import precision
 from seq2seq_nmt.train.callbacks import ModelCheckpoint
 from seq2seq_nmt.train.precision import effective_precision
 from seq2seq_nmt.train.run import build, instantiate_all, make_trainer
@@ -279,10 +280,17 @@ def main() -> None:
     parser.add_argument(
         "--skip", nargs="*", default=[], choices=["lightning", "bare", "ref", "translate"]
     )
+    parser.add_argument(
+        "--as-asked", action="store_true",
+        help="run a bf16 precision even where the probe would fall back to 32-true "
+        "(to measure what the fallback avoids)",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args()
 
+    if args.as_asked:
+        precision.native_bf16_cpu = lambda: True
     out_dir = Path(tempfile.mkdtemp(prefix="train-bench-"))
     cfg = compose(out_dir, *BENCH_DATA, *args.overrides)
     variants = args.variants or [f"trainer.precision={cfg.trainer.precision}"]

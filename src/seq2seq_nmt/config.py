@@ -106,6 +106,7 @@ def _names(names: Sequence[str]) -> str:
 CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "batch_size": (positive_int, "a positive integer"),
     "teacher_forcing_ratio": (ratio, "a number in [0, 1]"),
+    "keep_host_memory": (boolean, "true or false"),
     "teacher_forcing_mode": (one_of(TEACHER_FORCING_MODES), _names(TEACHER_FORCING_MODES)),
     "model.emb_size": (positive_int, "a positive integer"),
     "model.hidden_size": (positive_int, "a positive integer"),

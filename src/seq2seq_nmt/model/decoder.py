@@ -139,9 +139,8 @@ class Decoder(nn.Module):
             ctx, w = self._attend(self._query(embs[t][:, None], h[None]), memory)
             gates_x = torch.addmm(gates_x, ctx[:, 0], w_ctx.t())
             gates_h = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0)
-            reset, update = torch.sigmoid(gates_x[:, : 2 * size] + gates_h[:, : 2 * size]).chunk(
-                2, 1
-            )
+            gates = torch.sigmoid(gates_x[:, : 2 * size] + gates_h[:, : 2 * size])
+            reset, update = gates.chunk(2, 1)
             new = torch.tanh(torch.addcmul(gates_x[:, 2 * size :], reset, gates_h[:, 2 * size :]))
             h = torch.addcmul(new, update, h - new)  # (1 - z) n + z h
             outs.append(h)

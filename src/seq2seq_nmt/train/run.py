@@ -13,6 +13,7 @@ from pytorch_lightning.loggers import CSVLogger, TensorBoardLogger
 
 from seq2seq_nmt.config import ConfigError
 from seq2seq_nmt.data.io import atomic_write
+from seq2seq_nmt.host_memory import keep_freed_memory
 from seq2seq_nmt.rank import rank_zero_only
 from seq2seq_nmt.train.budget import WorkMeter, trainer_limits
 from seq2seq_nmt.train.checkpoint_io import AtomicCheckpointIO
@@ -45,6 +46,8 @@ class CheckpointNotFoundError(ResumeError, FileNotFoundError):
 
 def build(cfg: DictConfig) -> tuple[pl.LightningDataModule, TranslationModule]:
     """The datamodule (set up, tokenizers trained) and the module it feeds."""
+    if cfg.get("keep_host_memory", True):
+        keep_freed_memory()
     datamodule = instantiate(cfg.dataset)
     datamodule.setup("fit")
     sizes = {
