@@ -2,6 +2,7 @@
 falls back to float32 (with a warning) on a CPU without native bf16."""
 
 import logging
+import os
 
 import pytest
 import torch
@@ -31,12 +32,16 @@ def test_native_bf16_is_read_off_the_cpu_flags(cpuinfo, native):
     [(True, 3.0, True), (True, 0.6, False), (True, 1.1, False), (False, 3.0, False)],
 )
 def test_bf16_pays_only_with_the_flag_and_a_faster_matmul(monkeypatch, flags, speedup, pays):
-    """AVX512-BF16 without AMX has been measured at 0.6x float32: the flag alone is not enough."""
+    """AVX512-BF16 without AMX has been measured at 0.6x float32: the flag alone is not enough.
+    The decision is left in the environment, where the run's other processes read it."""
+    monkeypatch.delenv(precision.DECISION_ENV, raising=False)
     probed = []
     monkeypatch.setattr(precision, "has_native_bf16", lambda text: flags)
     monkeypatch.setattr(precision, "bf16_matmul_speedup", lambda: probed.append(1) or speedup)
     assert precision.native_bf16_cpu.__wrapped__() is pays
     assert probed == ([1] if flags else [])  # no flag: no probe
+    assert precision.native_bf16_cpu.__wrapped__() is pays  # inherited, not probed again
+    assert len(probed) <= 1 and os.environ[precision.DECISION_ENV] == ("1" if pays else "0")
 
 
 def test_the_probe_times_a_real_matmul():

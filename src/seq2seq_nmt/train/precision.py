@@ -3,6 +3,7 @@ precision instead of bf16 on a CPU where bf16 does not pay (no native bf16, or s
 
 import functools
 import logging
+import os
 import platform
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ def has_native_bf16(cpuinfo: str) -> bool:
 
 # bf16 must make the probe's matmul at least this much faster: autocast adds casts around it
 BF16_MIN_SPEEDUP = 1.2
+# the decision, made once by the launching process: DDP workers it starts inherit it
+DECISION_ENV = "SEQ2SEQ_NMT_CPU_BF16"
 
 
 @functools.cache
@@ -34,11 +37,15 @@ def native_bf16_cpu() -> bool:
     """Whether bf16 pays on this CPU: its flags list a bf16 instruction set (where there is a
     /proc/cpuinfo) and a bf16 matmul of the models' shapes runs at least ``BF16_MIN_SPEEDUP``
     times a float32 one. The flag alone is not enough: a CPU with AVX512-BF16 but no AMX (or a
-    virtual machine hiding AMX) has been measured running bf16 matmuls at half float32's speed."""
+    virtual machine hiding AMX) has been measured running bf16 matmuls at half float32's speed.
+    Decided once and left in ``$SEQ2SEQ_NMT_CPU_BF16`` so that the processes of one run agree."""
+    if (decided := os.environ.get(DECISION_ENV)) in ("0", "1"):
+        return decided == "1"
     cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file() and not has_native_bf16(cpuinfo.read_text(errors="replace")):
-        return False
-    return bf16_matmul_speedup() >= BF16_MIN_SPEEDUP
+    native = not cpuinfo.is_file() or has_native_bf16(cpuinfo.read_text(errors="replace"))
+    pays = native and bf16_matmul_speedup() >= BF16_MIN_SPEEDUP
+    os.environ[DECISION_ENV] = "1" if pays else "0"
+    return pays
 
 
 def bf16_matmul_speedup(rows: int = 128, size: int = 512, repeats: int = 15) -> float:
