@@ -44,11 +44,10 @@ def faults_per_step(mode: str) -> list[int]:
 
 @pytest.mark.skipif(not keep_freed_memory(), reason="the C library has no mallopt (not glibc)")
 def test_kept_memory_is_reused_without_page_faults():
-    """With glibc's defaults most steps fault their large tensors in again; kept, they are
-    reused."""
-    default, kept = faults_per_step("default"), faults_per_step("keep")
-    assert sum(default) > 50_000, default  # about 10,000 a step: glibc reuses now and then
-    assert sum(kept) * 5 < sum(default), (kept, default)  # kept: the heap may still grow once
+    """Kept, a step's large tensors are reused: a few page faults in all where glibc's defaults
+    (which adapt as they go, so are not asserted) measured 72,000-162,000 over the 16 steps."""
+    kept = faults_per_step("keep")
+    assert sum(kept) < 20_000, kept  # at most a growth of the heap or two
 
 
 def test_keep_host_memory_is_a_checked_boolean(tmp_path):
