@@ -3,6 +3,7 @@ the machine's description, peak-memory measurement and a validation-BLEU clock."
 
 import os
 import platform
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,9 @@ from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
 from seq2seq_nmt.data.vocab import PAD
+from seq2seq_nmt.train.lightning_module import TranslationModule
 from seq2seq_nmt.train.precision import device_type
+from seq2seq_nmt.train.run import build
 
 ROOT = Path(__file__).resolve().parents[1]
 # paths.data_dir of the benches: the real corpora beside the checkout unless NMT_DATA_DIR says
@@ -60,12 +63,28 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def describe_machine(cfg: DictConfig) -> str:
-    """CPU model, cores, torch threads, GPU (or none), torch version and the load average."""
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what ``platform`` knows."""
     cpu = platform.processor() or "CPU"
     if Path("/proc/cpuinfo").is_file():
         names = [ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in ln]
         cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    return cpu
+
+
+def build_bench(
+    prefix: str, *overrides: str
+) -> tuple[DictConfig, pl.LightningDataModule, TranslationModule]:
+    """The benchmark's config with ``overrides`` (runs under a new temporary folder named
+    ``prefix``), seeded, and its datamodule (set up) and module, as ``train.py`` builds them."""
+    cfg = compose(Path(tempfile.mkdtemp(prefix=prefix)), *BENCH_DATA, *overrides)
+    pl.seed_everything(cfg.seed, workers=True)
+    return cfg, *build(cfg)
+
+
+def describe_machine(cfg: DictConfig) -> str:
+    """CPU model, cores, torch threads, GPU (or none), torch version and the load average."""
+    cpu = cpu_name()
     gpu = torch.cuda.get_device_name() if device_of(cfg).type == "cuda" else "no GPU"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return (

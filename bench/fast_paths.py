@@ -13,15 +13,11 @@ the encoder over a packed sequence), which give the same values and gradients (t
 import argparse
 import copy
 import statistics
-import tempfile
-from pathlib import Path
 
-import pytorch_lightning as pl
-from benchlib import BENCH_DATA, compose, describe_machine
+from benchlib import build_bench, describe_machine
 from train_bench import bare_rate
 
 from seq2seq_nmt.model.seq2seq import Seq2Seq
-from seq2seq_nmt.train.run import build
 
 
 def use_general_paths(net: Seq2Seq, general: bool) -> None:
@@ -40,10 +36,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args()
-    cfg = compose(Path(tempfile.mkdtemp(prefix="fast-paths-")), *BENCH_DATA, *args.overrides)
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule, module = build(cfg)
-    datamodule.setup("fit")
+    cfg, datamodule, module = build_bench("fast-paths-", *args.overrides)
     init = copy.deepcopy(module.net.state_dict())
     rates: dict[str, list[float]] = {"general": [], "fast": []}
     for round_ in range(args.rounds):

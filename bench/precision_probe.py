@@ -14,10 +14,11 @@ import time
 from pathlib import Path
 
 import torch
+from benchlib import cpu_name
 
 from seq2seq_nmt.train.precision import (
     BF16_MIN_SPEEDUP,
-    NATIVE_BF16_FLAGS,
+    bf16_flags,
     bf16_matmul_speedup,
     native_bf16_cpu,
 )
@@ -49,14 +50,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     cpuinfo = Path("/proc/cpuinfo")
-    text = cpuinfo.read_text(errors="replace") if cpuinfo.is_file() else ""
-    names = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if "model name" in ln]
-    flags = {
-        f for ln in text.splitlines() if ln.startswith(("flags", "Features")) for f in ln.split()
-    }
-    print(f"CPU: {names[0] if names else 'unknown'}; torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; ISA {torch.backends.cpu.get_cpu_capability()}")  # fmt: skip
-    print(f"bf16 flags: {sorted(flags & NATIVE_BF16_FLAGS) or 'none'}")
+    flags = bf16_flags(cpuinfo.read_text(errors="replace")) if cpuinfo.is_file() else set()
+    print(f"CPU: {cpu_name()}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"ISA {torch.backends.cpu.get_cpu_capability()}")  # fmt: skip
+    print(f"bf16 flags: {sorted(flags) or 'none'}")
     speedup = bf16_matmul_speedup()
     decision = "bf16 kept" if native_bf16_cpu() else "falls back to 32-true"
     print(f"probe: bf16 matmul {speedup:.2f}x float32 (needs {BF16_MIN_SPEEDUP}x): {decision}")

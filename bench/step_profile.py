@@ -11,15 +11,10 @@ removing everything else could gain: 1 / share.
 """
 
 import argparse
-import tempfile
-from pathlib import Path
 
-import pytorch_lightning as pl
-from benchlib import BENCH_DATA, compose, describe_machine
+from benchlib import build_bench, describe_machine
 from torch.profiler import ProfilerActivity, profile
 from train_bench import bare_rate
-
-from seq2seq_nmt.train.run import build
 
 KINDS = {
     "matrix products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::addmv"),
@@ -41,10 +36,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=20, help="ops listed")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
     args = parser.parse_args()
-    cfg = compose(Path(tempfile.mkdtemp(prefix="step-profile-")), *BENCH_DATA, *args.overrides)
-    pl.seed_everything(cfg.seed, workers=True)
-    datamodule, module = build(cfg)
-    datamodule.setup("fit")
+    cfg, datamodule, module = build_bench("step-profile-", *args.overrides)
     bare_rate(cfg, module, datamodule.train_dataloader(), steps=1, warmup=10)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         rate = bare_rate(cfg, module, datamodule.train_dataloader(), args.steps, warmup=1)

@@ -18,12 +18,17 @@ BF16 = ("bf16-mixed", "bf16-true", "bf16")
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
-def has_native_bf16(cpuinfo: str) -> bool:
-    """Whether a ``/proc/cpuinfo`` text lists a bf16 instruction set (x86 ``flags``, Arm
+def bf16_flags(cpuinfo: str) -> set[str]:
+    """The bf16 instruction sets a ``/proc/cpuinfo`` text lists (x86 ``flags``, Arm
     ``Features``)."""
     lines = cpuinfo.splitlines()
     flags = {f for ln in lines if ln.startswith(("flags", "Features")) for f in ln.split()}
-    return bool(flags & NATIVE_BF16_FLAGS)
+    return flags & NATIVE_BF16_FLAGS
+
+
+def has_native_bf16(cpuinfo: str) -> bool:
+    """Whether a ``/proc/cpuinfo`` text lists a bf16 instruction set."""
+    return bool(bf16_flags(cpuinfo))
 
 
 # bf16 must make the probe's matmul at least this much faster: autocast adds casts around it
