@@ -44,10 +44,12 @@ def faults_per_step(mode: str) -> list[int]:
 
 @pytest.mark.skipif(not keep_freed_memory(), reason="the C library has no mallopt (not glibc)")
 def test_kept_memory_is_reused_without_page_faults():
-    """Kept, a step's large tensors are reused: a few page faults in all where glibc's defaults
-    (which adapt as they go, so are not asserted) measured 72,000-162,000 over the 16 steps."""
+    """Kept, a step's large tensors are reused: most steps fault no page, where with glibc's
+    defaults (which adapt as they go, so are not asserted) most steps faulted thousands."""
     kept = faults_per_step("keep")
-    assert sum(kept) < 20_000, kept  # at most a growth of the heap or two
+    assert sorted(kept)[len(kept) // 2] == 0, (
+        kept
+    )  # most steps: the heap may still grow now and then
 
 
 def test_keep_host_memory_is_a_checked_boolean(tmp_path):
