@@ -19,8 +19,8 @@ import pytorch_lightning as pl
 
 
 class Probe(pl.Callback):
-    """Per rank: each epoch's batches (example indices), how many it trained on, and every
-    checkpoint this process wrote."""
+    """Per rank: each epoch's batches (example indices), how many it trained on, every
+    checkpoint this process wrote and the learning rate of every step."""
 
     def __init__(self, out):
         self.out, self.seen = Path(out), 0
@@ -41,6 +41,9 @@ class Probe(pl.Callback):
 
     def on_train_batch_end(self, trainer, *args):
         self.seen += 1
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self._record(trainer, lr=optimizer.param_groups[0]["lr"])
 
     def on_train_epoch_end(self, trainer, module):
         batches = trainer.train_dataloader.batch_sampler.batches()
@@ -122,4 +125,17 @@ def test_ddp_multirun_launches_each_job_once(tmp_path):
         assert [p.name for p in (sweep / job).glob("*.log")] == ["train.log"]
     worlds = [e["world"] for r in (0, 1) for e in records(tmp_path / f"probe-rank{r}.jsonl")]
     assert worlds and set(worlds) == {2}
-    assert len(records(tmp_path / "probe-rank1.jsonl")) == 2  # one epoch end per job on rank 1
+    epochs = [e for e in records(tmp_path / "probe-rank1.jsonl") if "epoch" in e]
+    assert len(epochs) == 2  # one epoch end per job on rank 1
+
+
+@pytest.mark.slow
+def test_ddp_ranks_step_with_one_rate_falling_over_a_time_budget(tmp_path):
+    out = run_train(tmp_path, f"hydra.run.dir={tmp_path / 'run'}", "budget.time=00:00:00:08",
+                    "callbacks=[default,lr_decay]", "callbacks.lr_decay.sync_every_n_steps=3")  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    rates = [
+        [e["lr"] for e in records(tmp_path / f"probe-rank{r}.jsonl") if "lr" in e] for r in (0, 1)
+    ]
+    assert rates[0] == rates[1]  # each rank's clock differs; rank 0's figure is broadcast
+    assert len(set(rates[0])) > 2 and rates[0] == sorted(rates[0], reverse=True)

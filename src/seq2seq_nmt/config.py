@@ -162,6 +162,8 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "callbacks.ema.decay": (lambda v: ratio(v) and v < 1, "a number in [0, 1)"),
     "callbacks.ema.every_n_steps": (positive_int, "a positive integer"),
     "callbacks.ema.start_step": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
+    "callbacks.lr_decay.final": (ratio, "a number in [0, 1]"),
+    "callbacks.lr_decay.sync_every_n_steps": (positive_int, "a positive integer"),
 }
 
 
@@ -188,6 +190,23 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(str(e)) from None
 
 
+def check_decay(cfg: DictConfig, has_budget: bool) -> None:
+    """``callbacks.lr_decay`` falls over a limit on training, and is the one schedule."""
+    if OmegaConf.select(cfg, "scheduler"):
+        raise ConfigError("callbacks.lr_decay and a scheduler are both set: use scheduler=none")
+    trainer = OmegaConf.select(cfg, "trainer") or {}
+    limited = (
+        has_budget
+        or trainer.get("max_time") is not None
+        or any((trainer.get(key) or -1) > 0 for key in ("max_steps", "max_epochs"))
+    )
+    if not limited:
+        raise ConfigError(
+            "callbacks.lr_decay falls over the run's limit, and none is set: set budget.* "
+            "or trainer.max_time, trainer.max_steps or trainer.max_epochs"
+        )
+
+
 def check_combinations(cfg: DictConfig) -> None:
     """Settings that are each allowed but not together."""
     src, tgt = (OmegaConf.select(cfg, f"dataset.{k}") for k in ("src_lang", "tgt_lang"))
@@ -201,6 +220,8 @@ def check_combinations(cfg: DictConfig) -> None:
     budget = [f"budget.{u}" for u in UNITS if OmegaConf.select(cfg, f"budget.{u}") is not None]
     if len(budget) > 1:
         raise ConfigError(f"{' and '.join(budget)} are both set: a run has one budget")
+    if OmegaConf.select(cfg, "callbacks.lr_decay") is not None:
+        check_decay(cfg, has_budget=bool(budget))
     if (model := OmegaConf.select(cfg, "model")) is not None and "_target_" in model:
         keys = inspect.signature(check_settings).parameters
         try:

@@ -118,3 +118,8 @@ class WorkMeter(pl.Callback):
             return
         self.tokens = int(state_dict.get("tokens", 0))
         self.train_time = float(state_dict.get("train_time", 0.0))
+
+
+def work_meter(trainer: pl.Trainer) -> WorkMeter | None:
+    """The trainer's WorkMeter (every training run has one, see ``train.run``)."""
+    return next((c for c in trainer.callbacks if isinstance(c, WorkMeter)), None)

@@ -14,16 +14,11 @@ from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 
 from seq2seq_nmt.data.io import atomic_write
 from seq2seq_nmt.rank import is_rank_zero
-from seq2seq_nmt.train.budget import WorkMeter
+from seq2seq_nmt.train.budget import WorkMeter, work_meter
 
 log = logging.getLogger(__name__)
 CURVE_FILE = "curve.csv"
 CURVE_COLUMNS = ("step", "epoch", "tokens", "train_time_s", "val_bleu", "val_loss", "tokens_per_s")
-
-
-def work_meter(trainer: pl.Trainer) -> WorkMeter | None:
-    """The trainer's WorkMeter (every training run has one, see ``train.run``)."""
-    return next((c for c in trainer.callbacks if isinstance(c, WorkMeter)), None)
 
 
 def scalar(metrics: dict, key: str) -> float | None:

@@ -1,0 +1,61 @@
+"""A learning rate that falls with the budget spent: the schedule for a fixed time or work budget.
+
+Training for a fixed budget (10 minutes, 2M tokens, 30 epochs) ends at a point the schedule can
+know; a rate that falls linearly to the end of the budget beats a constant one there (Li et al.,
+"Budgeted training", ICLR 2020). :func:`budget_spent` measures how much of whichever limit is
+nearest has been used; :class:`LinearDecay` sets the rate from it before every step.
+"""
+
+import math
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Timer
+
+from seq2seq_nmt.train.budget import work_meter
+
+
+def budget_spent(trainer: pl.Trainer) -> float | None:
+    """The fraction, in [0, 1], used of the limit nearest to stopping the run: the token budget,
+    the time limit (``trainer.max_time``, ``budget.time``; validation counts, as it does for the
+    limit) or the steps ``max_steps``/``max_epochs`` allow. None when the run has no limit."""
+    spent = []
+    if (meter := work_meter(trainer)) is not None and meter.budget is not None:
+        spent.append(meter.tokens / meter.budget)
+    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    if timer is not None and (left := timer.time_remaining()) is not None:
+        elapsed = timer.time_elapsed()
+        spent.append(elapsed / max(elapsed + left, 1e-9))
+    if math.isfinite(steps := trainer.estimated_stepping_batches) and steps > 0:
+        spent.append(trainer.global_step / steps)
+    return min(max(spent), 1.0) if spent else None
+
+
+class LinearDecay(pl.Callback):
+    """Sets the learning rate before every optimizer step to ``lr * (1 - (1 - final) * spent)``,
+    ``spent`` from :func:`budget_spent`: ``lr`` at the start, ``final * lr`` when the budget ends.
+
+    A run without a limit keeps ``lr`` (``config`` refuses that combination). A resumed run goes on from where it stopped (the step, token and time counts are restored).
+    Under DDP the ranks' clocks differ, so rank 0's figure is broadcast every ``sync_every_n_steps``
+    steps and the ranks use the same rate in between.
+    """
+
+    def __init__(self, lr: float, final: float = 0.0, sync_every_n_steps: int = 10):
+        self.lr, self.final, self.sync_every_n_steps = lr, final, sync_every_n_steps
+        self.spent = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._update(trainer)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, *_) -> None:
+        if trainer.world_size == 1 or trainer.global_step % self.sync_every_n_steps == 0:
+            self._update(trainer)
+
+    def _update(self, trainer: pl.Trainer) -> None:
+        spent = budget_spent(trainer) or 0.0
+        if trainer.world_size > 1:
+            spent = trainer.strategy.broadcast(spent)
+        self.spent = spent
+        lr = self.lr * (1.0 - (1.0 - self.final) * spent)
+        for optimizer in trainer.optimizers:
+            for group in optimizer.param_groups:
+                group["lr"] = lr
