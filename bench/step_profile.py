@@ -6,8 +6,9 @@ Builds the benchmark's data and model as ``train_bench.py`` does (OVERRIDEs are 
 on top, e.g. ``model.bidirectional=true batch_size=128``), trains 10 unprofiled steps, then
 profiles ``--steps`` steps of row (b), the bare loop (forward, loss, backward, clipping,
 optimizer). Prints each kind of work's share of the CPU time (matrix products, the optimizer,
-the loss, everything else) and the ops that cost most. The matrix products' share bounds what
-removing everything else could gain: 1 / share.
+the loss, everything else), the rate the matrix products reach (GFLOP/s, against the core's
+peak that ``precision_probe.py`` measures) and the ops that cost most. The matrix products'
+share bounds what removing everything else could gain: 1 / share.
 """
 
 import argparse
@@ -38,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg, datamodule, module = build_bench("step-profile-", *args.overrides)
     bare_rate(cfg, module, datamodule.train_dataloader(), steps=1, warmup=10)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with profile(activities=[ProfilerActivity.CPU], with_flops=True) as prof:
         rate = bare_rate(cfg, module, datamodule.train_dataloader(), args.steps, warmup=1)
     ops = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in ops)
@@ -51,7 +52,11 @@ def main() -> None:
     print("| kind | share of CPU time |\n|---|---:|")
     for kind, share in sorted(shares.items(), key=lambda kv: -kv[1]):
         print(f"| {kind} | {share:.1%} |")
-    print(f"\nremoving all but the matrix products: at most {1 / shares['matrix products']:.2f}x\n")
+    products = [e for e in ops if kind_of(e.key) == "matrix products"]
+    flops, seconds = sum(e.flops for e in products), sum(e.self_cpu_time_total for e in products)
+    print(f"\nmatrix products: {flops / 1e9 / (args.steps + 1):.2f} GFLOP a step at "
+          f"{flops / seconds / 1e3:.0f} GFLOP/s (bench/precision_probe.py: this core's peak)")  # fmt: skip
+    print(f"removing all but the matrix products: at most {1 / shares['matrix products']:.2f}x\n")
     print("| op | share | calls per step |\n|---|---:|---:|")
     for e in sorted(ops, key=lambda e: -e.self_cpu_time_total)[: args.rows]:
         calls = e.count / (args.steps + 1)

@@ -51,13 +51,13 @@ class LearningRates(pl.Callback):
         seen_rates.append(optimizer.param_groups[0]["lr"])
 
 
-@pytest.mark.parametrize("final", [0.0, 0.5])
-def test_the_rate_falls_linearly_over_a_step_budget(tmp_path, final):
+@pytest.mark.parametrize(("final", "start"), [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5)])
+def test_the_rate_falls_linearly_over_a_step_budget(tmp_path, final, start):
     seen_rates.clear()
     train(make_cfg(tmp_path, *TINY, "budget.steps=8", "optimizer.lr=0.002",
-                   f"callbacks.lr_decay.final={final}",
+                   f"callbacks.lr_decay.final={final}", f"callbacks.lr_decay.start={start}",
                    "+callbacks.rates._target_=test_schedule.LearningRates"))  # fmt: skip
-    expected = [0.002 * (1 - (1 - final) * k / 8) for k in range(8)]
+    expected = [0.002 * (1 - (1 - final) * max(k / 8 - start, 0) / (1 - start)) for k in range(8)]
     assert seen_rates == pytest.approx(expected)
 
 

@@ -163,6 +163,7 @@ CONSTRAINTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "callbacks.ema.every_n_steps": (positive_int, "a positive integer"),
     "callbacks.ema.start_step": (lambda v: _count(v) and v >= 0, "a non-negative integer"),
     "callbacks.lr_decay.final": (ratio, "a number in [0, 1]"),
+    "callbacks.lr_decay.start": (lambda v: ratio(v) and v < 1, "a number in [0, 1)"),
     "callbacks.lr_decay.sync_every_n_steps": (positive_int, "a positive integer"),
 }
 

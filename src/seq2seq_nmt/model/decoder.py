@@ -65,8 +65,8 @@ class Decoder(nn.Module):
         )
         self.combine = nn.Linear(2 * hidden_size + (emb_size if deep_output else 0), hidden_size)
 
-    def _query(self, emb: torch.Tensor, hidden: Hidden) -> torch.Tensor:
-        top = (hidden[0] if isinstance(hidden, tuple) else hidden)[-1][:, None, :]  # (B, 1, H)
+    def _query(self, emb: torch.Tensor, top: torch.Tensor) -> torch.Tensor:
+        """The attention query from the input embedding (B, 1, E) and the top state (B, 1, H)."""
         return torch.cat([emb, top], dim=-1) if self.query_emb else top
 
     def _attend(self, query: torch.Tensor, memory: Memory) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,7 +92,8 @@ class Decoder(nn.Module):
         the inputs' embeddings when already computed (teacher forcing embeds all at once)."""
         emb = self.embed(y[:, None]) if emb is None else emb
         if self.attend_first:
-            ctx, w = self._attend(self._query(emb, hidden), memory)
+            top = (hidden[0] if isinstance(hidden, tuple) else hidden)[-1][:, None, :]
+            ctx, w = self._attend(self._query(emb, top), memory)
             out, hidden = self.rnn(torch.cat([emb, ctx], dim=-1), hidden)
         elif self.input_feeding:
             rnn_hidden, feed = hidden
@@ -136,16 +137,17 @@ class Decoder(nn.Module):
                 # a sparse gradient: the embedding matrix's dense one comes from ``forced_emb``
                 embs[t] = self.dropout(F.embedding(y, self.embedding.weight, PAD, sparse=True))
             gates_x = forced_gates[t] if is_forced else F.linear(embs[t], w_emb, rnn.bias_ih_l0)
-            ctx, w = self._attend(self._query(embs[t][:, None], h[None]), memory)
-            gates_x = torch.addmm(gates_x, ctx[:, 0], w_ctx.t())
-            gates_h = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0)
-            gates = torch.sigmoid(gates_x[:, : 2 * size] + gates_h[:, : 2 * size])
-            reset, update = gates.chunk(2, 1)
-            new = torch.tanh(torch.addcmul(gates_x[:, 2 * size :], reset, gates_h[:, 2 * size :]))
+            # views and splits, not indexing: their gradients need no zero-filled buffers
+            ctx, w = self._attend(self._query(embs[t][:, None], h[:, None]), memory)
+            ctx, w = ctx.squeeze(1), w.squeeze(1)
+            x_rz, x_n = torch.addmm(gates_x, ctx, w_ctx.t()).split([2 * size, size], 1)
+            h_rz, h_n = F.linear(h, rnn.weight_hh_l0, rnn.bias_hh_l0).split([2 * size, size], 1)
+            reset, update = torch.sigmoid(x_rz + h_rz).chunk(2, 1)
+            new = torch.tanh(torch.addcmul(x_n, reset, h_n))
             h = torch.addcmul(new, update, h - new)  # (1 - z) n + z h
             outs.append(h)
-            ctxs.append(ctx[:, 0])
-            attns.append(w[:, 0])
+            ctxs.append(ctx)
+            attns.append(w)
         feats = self._combine(torch.stack(outs, 1), torch.stack(ctxs, 1), torch.stack(embs, 1))
         return feats, torch.stack(attns, 1)
 

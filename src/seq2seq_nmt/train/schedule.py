@@ -31,16 +31,20 @@ def budget_spent(trainer: pl.Trainer) -> float | None:
 
 
 class LinearDecay(pl.Callback):
-    """Sets the learning rate before every optimizer step to ``lr * (1 - (1 - final) * spent)``,
-    ``spent`` from :func:`budget_spent`: ``lr`` at the start, ``final * lr`` when the budget ends.
+    """Sets the learning rate before every optimizer step from ``spent`` (:func:`budget_spent`):
+    ``lr`` until ``start`` of the budget is spent, then falling linearly to ``final * lr`` at its
+    end (``start=0``: from the first step; ``start=0.8``: a cool-down over the last fifth).
 
     A run without a limit keeps ``lr`` (``config`` refuses that combination). A resumed run goes on from where it stopped (the step, token and time counts are restored).
     Under DDP the ranks' clocks differ, so rank 0's figure is broadcast every ``sync_every_n_steps``
     steps and the ranks use the same rate in between.
     """
 
-    def __init__(self, lr: float, final: float = 0.0, sync_every_n_steps: int = 10):
-        self.lr, self.final, self.sync_every_n_steps = lr, final, sync_every_n_steps
+    def __init__(
+        self, lr: float, final: float = 0.0, start: float = 0.0, sync_every_n_steps: int = 10
+    ):
+        self.lr, self.final, self.start = lr, final, start
+        self.sync_every_n_steps = sync_every_n_steps
         self.spent = 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -55,7 +59,8 @@ class LinearDecay(pl.Callback):
         if trainer.world_size > 1:
             spent = trainer.strategy.broadcast(spent)
         self.spent = spent
-        lr = self.lr * (1.0 - (1.0 - self.final) * spent)
+        falling = max(spent - self.start, 0.0) / (1.0 - self.start)
+        lr = self.lr * (1.0 - (1.0 - self.final) * falling)
         for optimizer in trainer.optimizers:
             for group in optimizer.param_groups:
                 group["lr"] = lr
