@@ -69,3 +69,27 @@ def test_a_decay_without_a_limit_or_beside_a_scheduler_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="^callbacks.lr_decay.final=1.5"):
         validate(make_cfg(tmp_path, *TINY, "callbacks.lr_decay.final=1.5"))
     validate(make_cfg(tmp_path, *TINY, "trainer.max_epochs=-1", "budget.time=00:00:10:00"))
+
+
+class StopAt(pl.Callback):
+    """Saves a checkpoint after optimizer step ``step`` and stops there (an interrupted run)."""
+
+    def __init__(self, step: int, path: str):
+        self.step, self.path = step, path
+
+    def on_train_batch_end(self, trainer, *_):
+        if trainer.global_step == self.step:
+            trainer.save_checkpoint(self.path)
+            trainer.should_stop = True
+
+
+def test_a_resumed_run_goes_on_along_the_same_line(tmp_path):
+    common = [*TINY, "optimizer.lr=0.002", "budget.steps=8",
+              "+callbacks.rates._target_=test_schedule.LearningRates"]  # fmt: skip
+    seen_rates.clear()
+    ckpt = tmp_path / "step4.ckpt"
+    train(make_cfg(tmp_path, *common, "+callbacks.stop._target_=test_schedule.StopAt",
+                   "+callbacks.stop.step=4", f"+callbacks.stop.path={ckpt}"))  # fmt: skip
+    assert len(seen_rates) == 4
+    train(make_cfg(tmp_path / "resumed", *common, f"ckpt_path={ckpt}"))
+    assert pytest.approx([0.002 * (1 - k / 8) for k in range(8)]) == seen_rates
