@@ -1,9 +1,10 @@
 """A learning rate that falls with the budget spent: the schedule for a fixed time or work budget.
 
 Training for a fixed budget (10 minutes, 2M tokens, 30 epochs) ends at a point the schedule can
-know; a rate that falls linearly to the end of the budget beats a constant one there (Li et al.,
-"Budgeted training", ICLR 2020). :func:`budget_spent` measures how much of whichever limit is
-nearest has been used; :class:`LinearDecay` sets the rate from it before every step.
+know, so the rate can fall towards it: linearly from the start (Li et al., "Budgeted training",
+ICLR 2020) or as a cool-down over the last part. :func:`budget_spent` measures how much of
+whichever limit is nearest has been used; :class:`LinearDecay` sets the rate from it before
+every step. What it did to the presets: docs/performance.md.
 """
 
 import math
@@ -35,9 +36,10 @@ class LinearDecay(pl.Callback):
     ``lr`` until ``start`` of the budget is spent, then falling linearly to ``final * lr`` at its
     end (``start=0``: from the first step; ``start=0.8``: a cool-down over the last fifth).
 
-    A run without a limit keeps ``lr`` (``config`` refuses that combination). A resumed run goes on from where it stopped (the step, token and time counts are restored).
-    Under DDP the ranks' clocks differ, so rank 0's figure is broadcast every ``sync_every_n_steps``
-    steps and the ranks use the same rate in between.
+    A run without a limit keeps ``lr`` (``config`` refuses that combination). A resumed run goes
+    on from where it stopped (the step, token and time counts are restored). Under DDP the ranks'
+    clocks differ, so rank 0's figure is broadcast every ``sync_every_n_steps`` steps and the
+    ranks use the same rate in between.
     """
 
     def __init__(
@@ -45,7 +47,6 @@ class LinearDecay(pl.Callback):
     ):
         self.lr, self.final, self.start = lr, final, start
         self.sync_every_n_steps = sync_every_n_steps
-        self.spent = 0.0
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._update(trainer)
@@ -58,7 +59,6 @@ class LinearDecay(pl.Callback):
         spent = budget_spent(trainer) or 0.0
         if trainer.world_size > 1:
             spent = trainer.strategy.broadcast(spent)
-        self.spent = spent
         falling = max(spent - self.start, 0.0) / (1.0 - self.start)
         lr = self.lr * (1.0 - (1.0 - self.final) * falling)
         for optimizer in trainer.optimizers:
