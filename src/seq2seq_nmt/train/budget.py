@@ -16,6 +16,8 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.trainer.states import TrainerFn
 
+from seq2seq_nmt.train.callbacks import callback_of
+
 UNITS = ("tokens", "steps", "epochs", "time")  # the keys of the `budget` config
 
 
@@ -92,7 +94,7 @@ class WorkMeter(pl.Callback):
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking:
             self._since = time.monotonic()
-        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        timer = callback_of(trainer, Timer)
         if timer is not None and timer.time_remaining() is not None:
             out = timer.time_remaining() <= 0
             trainer.should_stop = trainer.should_stop or trainer.strategy.broadcast(out)
@@ -118,8 +120,3 @@ class WorkMeter(pl.Callback):
             return
         self.tokens = int(state_dict.get("tokens", 0))
         self.train_time = float(state_dict.get("train_time", 0.0))
-
-
-def work_meter(trainer: pl.Trainer) -> WorkMeter | None:
-    """The trainer's WorkMeter (every training run has one, see ``train.run``)."""
-    return next((c for c in trainer.callbacks if isinstance(c, WorkMeter)), None)

@@ -3,7 +3,7 @@ seed per step, EMA, the divergence guard, verified checkpoints and the resumed l
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pytorch_lightning as pl
@@ -16,6 +16,12 @@ from seq2seq_nmt.train.checks import verify_checkpoint
 from seq2seq_nmt.train.errors import DivergenceError, StorageError
 
 log = logging.getLogger(__name__)
+C = TypeVar("C", bound=Callback)
+
+
+def callback_of(trainer: pl.Trainer, kind: type[C]) -> C | None:
+    """The trainer's first callback of ``kind`` (a WorkMeter, Lightning's Timer, ...), or None."""
+    return next((c for c in trainer.callbacks if isinstance(c, kind)), None)
 
 
 class StepSeed(pl.Callback):

@@ -14,7 +14,8 @@ from pytorch_lightning.callbacks import ProgressBar, TQDMProgressBar
 
 from seq2seq_nmt.data.io import atomic_write
 from seq2seq_nmt.rank import is_rank_zero
-from seq2seq_nmt.train.budget import WorkMeter, work_meter
+from seq2seq_nmt.train.budget import WorkMeter
+from seq2seq_nmt.train.callbacks import callback_of
 
 log = logging.getLogger(__name__)
 CURVE_FILE = "curve.csv"
@@ -40,7 +41,7 @@ class ValidationLog(pl.Callback):
         self._fitting = stage == "fit"  # a test of a checkpoint keeps the curve
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        meter = work_meter(trainer)
+        meter = callback_of(trainer, WorkMeter)
         if trainer.sanity_checking or trainer.state.fn != "fit" or meter is None:
             return
         row = self.row(trainer, meter)
@@ -104,7 +105,7 @@ class PlainProgress(ProgressBar):
         if not self._enabled or step == 0 or step % self.every_n_steps:
             return
         loss = trainer.progress_bar_metrics.get("train/loss")
-        meter = work_meter(trainer)
+        meter = callback_of(trainer, WorkMeter)
         tokens = f", {meter.tokens:,} tokens" if meter is not None else ""
         shown = "-" if loss is None else f"{float(loss):.3f}"
         log.info("epoch %d step %d: train loss %s%s", trainer.current_epoch, step, shown, tokens)

@@ -16,6 +16,7 @@ from seq2seq_nmt.data.io import atomic_write
 from seq2seq_nmt.host_memory import keep_freed_memory
 from seq2seq_nmt.rank import rank_zero_only
 from seq2seq_nmt.train.budget import WorkMeter, trainer_limits
+from seq2seq_nmt.train.callbacks import callback_of
 from seq2seq_nmt.train.checkpoint_io import AtomicCheckpointIO
 from seq2seq_nmt.train.errors import DivergenceError, ResumeError, StorageError
 from seq2seq_nmt.train.lightning_module import TranslationModule
@@ -233,7 +234,7 @@ def record_failure(run_dir: Path, started: float, e: BaseException, watch: Watch
 
 def training_time(trainer: pl.Trainer) -> float:
     """Seconds of training (validation excluded, across resumes), from the run's WorkMeter."""
-    return round(next(c for c in trainer.callbacks if isinstance(c, WorkMeter)).elapsed(), 1)
+    return round(callback_of(trainer, WorkMeter).elapsed(), 1)
 
 
 @rank_zero_only

@@ -12,7 +12,8 @@ import math
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Timer
 
-from seq2seq_nmt.train.budget import work_meter
+from seq2seq_nmt.train.budget import WorkMeter
+from seq2seq_nmt.train.callbacks import callback_of
 
 
 def budget_spent(trainer: pl.Trainer) -> float | None:
@@ -20,9 +21,9 @@ def budget_spent(trainer: pl.Trainer) -> float | None:
     the time limit (``trainer.max_time``, ``budget.time``; validation counts, as it does for the
     limit) or the steps ``max_steps``/``max_epochs`` allow. None when the run has no limit."""
     spent = []
-    if (meter := work_meter(trainer)) is not None and meter.budget is not None:
+    if (meter := callback_of(trainer, WorkMeter)) is not None and meter.budget is not None:
         spent.append(meter.tokens / meter.budget)
-    timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+    timer = callback_of(trainer, Timer)
     if timer is not None and (left := timer.time_remaining()) is not None:
         elapsed = timer.time_elapsed()
         spent.append(elapsed / max(elapsed + left, 1e-9))
