@@ -136,39 +136,6 @@ def test_sampler_max_tokens_bounds_padded_size():
         assert len(b) == 1 or len(b) * lengths[b].max() <= 200
 
 
-def test_sampler_orders_equal_lengths_by_ties_and_keeps_the_token_bound():
-    rng = np.random.default_rng(0)
-    src, tgt = rng.integers(1, 12, size=2000), rng.integers(1, 12, size=2000)
-    lengths, ties = np.maximum(src, tgt), tgt * 100 + src
-
-    def target_padding(sampler):
-        batches = list(sampler)
-        assert sorted(i for b in batches for i in b) == list(range(2000))
-        return sum(len(b) * tgt[b].max() - tgt[b].sum() for b in batches)
-
-    plain = target_padding(BucketBatchSampler(lengths, batch_size=32, seed=3))
-    tied = target_padding(BucketBatchSampler(lengths, batch_size=32, seed=3, ties=ties))
-    assert tied < plain / 2
-    for shuffle in (True, False):  # within a batch of one length, targets run in order
-        s = BucketBatchSampler(lengths, batch_size=32, shuffle=shuffle, ties=ties)
-        for b in s:
-            same = [i for i in b if lengths[i] == lengths[b].max()]
-            assert ties[same].tolist() == sorted(ties[same].tolist())
-    for b in BucketBatchSampler(lengths, batch_size=1000, max_tokens=120, seed=0, ties=ties):
-        assert len(b) == 1 or len(b) * lengths[b].max() <= 120
-
-
-def test_pair_dataset_ties_sort_by_target_then_source():
-    from seq2seq_nmt.data.datamodule import PairDataset
-
-    src = [np.arange(n) for n in (3, 5, 3, 4)]
-    tgt = [np.arange(n) for n in (5, 3, 4, 5)]
-    ds = PairDataset(src, tgt, index=np.array([0, 1, 2, 3]))
-    assert ds.lengths().tolist() == [5, 5, 4, 5]
-    # pairs 0, 1 and 3 are all 5 long: pair 1's target is shortest, pair 0's source shorter than 3's
-    assert np.argsort(ds.ties()[[0, 1, 3]]).tolist() == [1, 0, 2]
-
-
 def test_sampler_resumes_mid_epoch():
     lengths = np.arange(100) % 17 + 1
     s = BucketBatchSampler(lengths, batch_size=8, seed=5)

@@ -66,13 +66,6 @@ class PairDataset(Dataset):
         """Each pair's longer side, for length bucketing."""
         return np.maximum(_lengths(self.src), _lengths(self.tgt))[self.index]
 
-    def ties(self) -> np.ndarray:
-        """How pairs of equal longer side are ordered in a bucket: by target length, then source
-        length, so that a batch pads less where padding costs most (every target position runs
-        the decoder's step and the generator)."""
-        src, tgt = _lengths(self.src)[self.index], _lengths(self.tgt)[self.index]
-        return tgt * (int(src.max(initial=0)) + 1) + src
-
 
 def _lengths(seqs: Any) -> np.ndarray:
     return seqs.lengths() if isinstance(seqs, Ragged) else np.array([len(s) for s in seqs])
@@ -227,7 +220,7 @@ class TranslationDataModule(pl.LightningDataModule):
         ds = self.datasets[name]
         sampler = BucketBatchSampler(
             ds.lengths(), self.batch_size, self.max_tokens, shuffle, self.seed,
-            replacement=shuffle and self.sampling == "replacement", ties=ds.ties(),
+            replacement=shuffle and self.sampling == "replacement",
         )  # fmt: skip
         return (ResumableLoader if shuffle else DataLoader)(
             ds,

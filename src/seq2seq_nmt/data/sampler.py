@@ -17,9 +17,8 @@ class BucketBatchSampler:
 
     Each epoch (seeded by ``seed + epoch``) shuffles the indices (or, with ``replacement``, draws
     as many uniformly with replacement), sorts pools of
-    ``pool_factor * batch_size`` by length (examples of equal length by ``ties``, when given),
-    cuts them into batches of ``batch_size`` examples (or at most ``max_tokens`` padded tokens)
-    and shuffles the batch order. Under
+    ``pool_factor * batch_size`` by length, cuts them into batches of ``batch_size`` examples
+    (or at most ``max_tokens`` padded tokens) and shuffles the batch order. Under
     ``torch.distributed`` each rank takes every ``world``-th batch, all ranks the same count.
     ``state_dict`` records the epoch and how many batches were consumed, for exact resume.
     """
@@ -34,10 +33,8 @@ class BucketBatchSampler:
         pool_factor: int = 50,
         drop_last: bool = False,
         replacement: bool = False,
-        ties: Sequence[int] | None = None,
     ):
         self.lengths = np.asarray(lengths)
-        self.ties = None if ties is None else np.asarray(ties)
         self.batch_size, self.max_tokens = batch_size, max_tokens
         self.shuffle, self.seed, self.pool_factor = shuffle, seed, pool_factor
         self.drop_last, self.replacement = drop_last, replacement
@@ -73,12 +70,6 @@ class BucketBatchSampler:
             batches.append(order[start:])
         return batches
 
-    def _sorted(self, idx: np.ndarray) -> np.ndarray:
-        """``idx`` by length, then by ``ties``; stable, so equal keys keep their order."""
-        if self.ties is None:
-            return idx[np.argsort(self.lengths[idx], kind="stable")]
-        return idx[np.lexsort((self.ties[idx], self.lengths[idx]))]
-
     def batches(self) -> list[np.ndarray]:
         """This rank's batches for the current epoch (computed once per epoch and rank)."""
         key = (self.epoch, *_world())
@@ -88,14 +79,14 @@ class BucketBatchSampler:
 
     def _make_batches(self) -> list[np.ndarray]:
         if not self.shuffle:
-            return self._shard(self._cut(self._sorted(np.arange(len(self.lengths)))))
+            return self._shard(self._cut(np.argsort(self.lengths, kind="stable")))
         rng = np.random.default_rng(self.seed + self.epoch)
         n, pool = len(self.lengths), self.pool_factor * self.batch_size
         perm = rng.integers(0, n, n) if self.replacement else rng.permutation(n)
         batches = []
         for i in range(0, len(perm), pool):
             chunk = perm[i : i + pool]
-            batches += self._cut(self._sorted(chunk))
+            batches += self._cut(chunk[np.argsort(self.lengths[chunk], kind="stable")])
         return self._shard([batches[i] for i in rng.permutation(len(batches))])
 
     def _shard(self, batches: list[np.ndarray]) -> list[np.ndarray]:
