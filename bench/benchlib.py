@@ -8,6 +8,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra import compose as hydra_compose
@@ -91,6 +92,18 @@ def describe_machine(cfg: DictConfig) -> str:
         f"{os.cpu_count()}-core {cpu} CPU ({torch.get_num_threads()} torch threads), {gpu}; "
         f"torch {torch.__version__}; load average {load}"
     )
+
+
+def padding_shares(loader) -> tuple[float, float]:
+    """The shares of padding in one epoch of ``loader``'s source and target tensors (each
+    sentence one token longer than its ids: EOS, or SOS on the decoder's input)."""
+    ds, batches = loader.dataset, loader.batch_sampler.batches()
+    shares = []
+    for side in (ds.src, ds.tgt):
+        lengths = np.array([len(side[j]) + 1 for j in ds.index])
+        padded = sum(len(b) * lengths[b].max() for b in batches)
+        shares.append(1 - sum(lengths[b].sum() for b in batches) / padded)
+    return shares[0], shares[1]
 
 
 class PeakMemory:

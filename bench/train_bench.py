@@ -29,7 +29,15 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from benchlib import BENCH_DATA, PeakMemory, compose, describe_machine, device_of, sync
+from benchlib import (
+    BENCH_DATA,
+    PeakMemory,
+    compose,
+    describe_machine,
+    device_of,
+    padding_shares,
+    sync,
+)
 from torch import nn
 
 from seq2seq_nmt.data.vocab import EOS, PAD, SOS
@@ -360,6 +368,8 @@ def report(cfg, args, rows: dict[str, Rate], rounds, bleu: dict[str, float], dat
         f"{model.num_layers} | batch {cfg.batch_size}, teacher forcing {cfg.teacher_forcing_ratio},"
         f" {cfg.optimizer._target_.split('.')[-1]}"
     )
+    src_pad, tgt_pad = padding_shares(datamodule.train_dataloader())
+    print(f"padding of an epoch's training batches: source {src_pad:.1%}, target {tgt_pad:.1%}")
     print("\n| row | pairs (sentences)/s | target (output) tokens/s | peak memory MiB | BLEU |")
     print("|---|---:|---:|---:|---:|")
     for key, r in rows.items():
