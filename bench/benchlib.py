@@ -8,13 +8,13 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra import compose as hydra_compose
 from hydra import initialize_config_dir
 from omegaconf import DictConfig
 
+from seq2seq_nmt.data.datamodule import _lengths as token_lengths
 from seq2seq_nmt.data.vocab import PAD
 from seq2seq_nmt.train.lightning_module import TranslationModule
 from seq2seq_nmt.train.precision import device_type
@@ -100,7 +100,7 @@ def padding_shares(loader) -> tuple[float, float]:
     ds, batches = loader.dataset, loader.batch_sampler.batches()
     shares = []
     for side in (ds.src, ds.tgt):
-        lengths = np.array([len(side[j]) + 1 for j in ds.index])
+        lengths = token_lengths(side)[ds.index] + 1
         padded = sum(len(b) * lengths[b].max() for b in batches)
         shares.append(1 - sum(lengths[b].sum() for b in batches) / padded)
     return shares[0], shares[1]
