@@ -29,3 +29,9 @@ def run_translate(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "translate.py", *args], cwd=ROOT, capture_output=True, text=True, **kwargs
     )
+
+
+def imported(stderr: str) -> set[str]:
+    """The modules a ``python -X importtime`` process imported, read from its standard error."""
+    lines = (line for line in stderr.splitlines() if line.startswith("import time:"))
+    return {line.rsplit("|", 1)[-1].strip() for line in lines}

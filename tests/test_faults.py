@@ -21,7 +21,7 @@ import torch
 from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.strategies import SingleDeviceStrategy
 
-from helpers import ROOT, make_cfg
+from helpers import ROOT, imported, make_cfg
 from seq2seq_nmt.checkpoint import CHECKPOINT_KEY
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.data import cache as cache_mod
@@ -40,8 +40,8 @@ SHORT = [*TINY, *LIMITS]
 CACHE_SETTINGS = Settings("tutorial", ("fr", "en"), 10, None, 0.1, 0.1, 0, (1, 1), (None, None))
 
 
-def run_train(run_dir: Path, *overrides: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "train.py", f"hydra.run.dir={run_dir}", *overrides]
+def run_train(run_dir: Path, *overrides: str, python: tuple = ()) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, *python, "train.py", f"hydra.run.dir={run_dir}", *overrides]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -78,9 +78,13 @@ def checkpoint_weights_finite(folder: Path) -> bool:
 def test_bad_config_value_is_one_line_and_exit_2_before_any_data_is_read(
     tmp_path, override, message
 ):
-    out = run_train(tmp_path, *TINY, override)
+    out = run_train(tmp_path, *TINY, override, python=("-X", "importtime"))
     assert out.returncode == 2
-    assert out.stderr.splitlines() == [f"error: {message}"]
+    assert [s for s in out.stderr.splitlines() if not s.startswith("import time:")] == [
+        f"error: {message}"
+    ]
+    if not override.startswith("+"):  # a bad value: reported before Lightning loads
+        assert "pytorch_lightning" not in imported(out.stderr)
     assert out.stdout == ""  # no preprocessing, no training: nothing logged
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "run.json").exists()
     assert strict_json(tmp_path / "metrics.json")["status"] == "failed"

@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import yaml
 from lightning_fabric.utilities.warnings import PossibleUserWarning
 
-from helpers import ROOT, make_cfg
+from helpers import ROOT, imported, make_cfg
 from seq2seq_nmt.config import ConfigError, validate
 from seq2seq_nmt.console import quiet
 from seq2seq_nmt.tools.average import main as average_main
@@ -264,8 +264,8 @@ def test_help_answers_without_importing_torch():
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert out.returncode == 0 and "budget.tokens" not in out.stderr
     assert "== Config ==" in out.stdout or "Powered by Hydra" in out.stdout
-    imported = {line.rsplit("|", 1)[-1].strip() for line in out.stderr.splitlines()}
-    assert "hydra" in imported and not {"torch", "pytorch_lightning"} & imported
+    modules = imported(out.stderr)
+    assert "hydra" in modules and not {"torch", "pytorch_lightning"} & modules
 
 
 @pytest.mark.slow
@@ -293,3 +293,7 @@ def test_a_sweep_with_seeds_writes_its_report_by_itself(tmp_path):
         (sweep / "0" / name).read_text().splitlines() for name in ("test.hyp.txt", "test.ref.txt")
     )
     assert len(hyps) == len(refs) == 200  # the sample corpus's test split, for the paired bootstrap
+    again = subprocess.run([sys.executable, "-X", "importtime", "-m", "seq2seq_nmt.tools.report",
+                            str(sweep)], capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "4 jobs, 2 settings x up to 2 seeds" in again.stdout  # nmt-report on its own
+    assert not {"torch", "pytorch_lightning"} & imported(again.stderr)  # reading runs needs neither

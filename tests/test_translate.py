@@ -11,7 +11,7 @@ import pytest
 import sacrebleu
 import torch
 
-from helpers import ROOT, make_cfg, run_translate
+from helpers import ROOT, imported, make_cfg, run_translate
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 from seq2seq_nmt.data.normalize import normalize_tutorial
 from seq2seq_nmt.data.tokenizer import WordTokenizer
@@ -61,18 +61,22 @@ def write(path: Path, lines: list[str]) -> Path:
 
 
 def test_cli_scores_a_file_against_references_like_sacrebleu(tmp_path, trained_ckpt, pairs):
-    """The issue's 'done when' command; references already normalised, as a test split would be."""
+    """The issue's 'done when' command; references already normalised, as a test split would be.
+    Translation never loads Lightning (a command that starts in a third of the time)."""
     src = write(tmp_path / "test.fr", [fr for fr, _ in pairs])
     ref = write(tmp_path / "test.en", [normalize_tutorial(en) for _, en in pairs])
     out = tmp_path / "hyp.en"
     proc = subprocess.run(
-        [sys.executable, "translate.py", f"ckpt={trained_ckpt}", f"input={src}", f"reference={ref}",
+        [sys.executable, "-X", "importtime", "translate.py", f"ckpt={trained_ckpt}", f"input={src}",
+         f"reference={ref}",
          "beam_size=5", f"output={out}"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     hyps = out.read_text().splitlines()
     refs = ref.read_text().splitlines()
     assert len(hyps) == len(pairs) and proc.stdout == ""
+    modules = imported(proc.stderr)
+    assert "torch" in modules and not {"pytorch_lightning", "torchmetrics"} & modules
     bleu = sacrebleu.corpus_bleu(hyps, [refs])
     chrf = sacrebleu.corpus_chrf(hyps, [refs])
     assert f"BLEU = {bleu.score:.2f} | chrF = {chrf.score:.2f} | {len(hyps)} lines" in proc.stderr

@@ -14,18 +14,17 @@ from typing import Any
 
 from hydra.utils import get_class
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from sacrebleu.metrics import BLEU
 
-from seq2seq_nmt.data.datamodule import SAMPLING
 from seq2seq_nmt.data.normalize import NORMALIZERS
 from seq2seq_nmt.data.preprocess import PREFIX_LISTS, english_side
+from seq2seq_nmt.data.sampler import SAMPLING
 from seq2seq_nmt.hardware import HardwareError, check_devices
+from seq2seq_nmt.metrics import BLEU_TOKENIZERS
 from seq2seq_nmt.model import ATTENTIONS, RNNS
-from seq2seq_nmt.model.seq2seq import check_settings
+from seq2seq_nmt.model.seq2seq import TEACHER_FORCING_MODES, check_settings
 from seq2seq_nmt.targets import UnknownKeyError, check_keys
-from seq2seq_nmt.train.budget import UNITS
-from seq2seq_nmt.train.lightning_module import TEACHER_FORCING_MODES
 
+UNITS = ("tokens", "steps", "epochs", "time")  # the keys of the `budget` config
 _ABSENT = object()
 
 
@@ -94,9 +93,6 @@ def text_encoding(v: Any) -> bool:
     except (LookupError, TypeError):
         return False
     return True
-
-
-BLEU_TOKENIZERS = tuple(BLEU.TOKENIZERS)
 
 
 def _names(names: Sequence[str]) -> str:

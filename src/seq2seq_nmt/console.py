@@ -42,13 +42,17 @@ LIBRARY_LOGGERS = ("pytorch_lightning", "lightning_fabric")  # their info: devic
 
 
 def quiet() -> None:
-    """Silence ``NOISE`` and the libraries' information lines (warnings stay), and route Python
-    warnings through logging (console and log file). Lightning sets its loggers to INFO when it
-    is first imported, so this imports it first."""
+    """Silence ``NOISE`` and route Python warnings through logging (console and log file); no
+    import: a bad setting is still reported before Lightning loads (then ``quiet_libraries``)."""
+    for pattern, category, _ in NOISE:
+        warnings.filterwarnings("ignore", message=pattern, category=category)
+    logging.captureWarnings(True)
+
+
+def quiet_libraries() -> None:
+    """Silence the libraries' information lines (warnings stay). Lightning sets its loggers to
+    INFO when it is first imported, so this imports it first."""
     import pytorch_lightning  # noqa: F401
 
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
-    for pattern, category, _ in NOISE:
-        warnings.filterwarnings("ignore", message=pattern, category=category)
-    logging.captureWarnings(True)

@@ -3,6 +3,8 @@
 import torch.distributed as dist
 from sacrebleu.metrics import BLEU, CHRF
 
+BLEU_TOKENIZERS = tuple(BLEU.TOKENIZERS)  # the names metrics.tokenize accepts
+
 
 def gather_strings(items: list) -> list:
     """Every rank's list, concatenated in rank order (identity when not distributed)."""

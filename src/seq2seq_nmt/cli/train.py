@@ -1,6 +1,7 @@
 """``nmt-train [group=option ...] [key=value ...]`` (also ``python train.py`` in a checkout).
 
-Only Hydra is imported up front: ``--help`` and ``--cfg`` answer without importing torch."""
+Only Hydra is imported up front: ``--help`` and ``--cfg`` answer without importing torch, and a
+bad setting is reported before Lightning is imported."""
 
 import logging
 import sys
@@ -33,10 +34,9 @@ def known_errors() -> tuple[type[Exception], ...]:
 def run(cfg: DictConfig) -> float | None:
     """Check the config, then train and test; the best validation BLEU (Optuna's objective)."""
     from seq2seq_nmt.config import ConfigError, validate
-    from seq2seq_nmt.console import quiet
+    from seq2seq_nmt.console import quiet, quiet_libraries
     from seq2seq_nmt.train.checks import check_output_folders, output_folders
     from seq2seq_nmt.train.records import FAILED, record_outcome
-    from seq2seq_nmt.train.run import train
 
     quiet()
     try:
@@ -47,6 +47,9 @@ def run(cfg: DictConfig) -> float | None:
         raise
     log.info("config checked: %s", " ".join(HydraConfig.get().overrides.task) or "defaults")
     check_output_folders(output_folders(cfg))
+    from seq2seq_nmt.train.run import train  # Lightning loads here, once the config is checked
+
+    quiet_libraries()
     try:
         return train(cfg).get("val/bleu")
     except InstantiationException as e:  # a bad setting found while building the data

@@ -18,7 +18,6 @@ from seq2seq_nmt.data.sampler import BucketBatchSampler
 from seq2seq_nmt.data.tokenizer import Tokenizer, TokenizerTrainer, Words
 
 log = logging.getLogger(__name__)
-SAMPLING = ("bucket", "replacement")
 
 
 def log_split(report: dict) -> None:

@@ -5,6 +5,8 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch.distributed as dist
 
+SAMPLING = ("bucket", "replacement")  # each pair once an epoch, or drawn with replacement
+
 
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():

@@ -12,6 +12,8 @@ from seq2seq_nmt.model.encoder import Encoder, Hidden, map_hidden
 
 __all__ = ["ATTENTIONS", "Seq2Seq", "SourceTooLongError"]
 
+TEACHER_FORCING_MODES = ("step", "sequence")  # a draw per decoding step, or one per sentence
+
 
 class SourceTooLongError(ValueError):
     """A position attention (the tutorial's) has ``max_length`` slots and cannot see a longer source."""

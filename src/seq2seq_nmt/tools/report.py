@@ -33,8 +33,7 @@ from omegaconf import DictConfig, OmegaConf
 from sacrebleu.metrics import BLEU
 from sacrebleu.significance import PairedTest
 
-from seq2seq_nmt.train.records import METRICS_FILE, RUNNING, read_json
-from seq2seq_nmt.train.run import TEST_HYPS, TEST_REFS
+from seq2seq_nmt.train.records import METRICS_FILE, RUNNING, TEST_HYPS, TEST_REFS, read_json
 
 NO_SUMMARY, UNFINISHED = "no summary", "unfinished"
 REPLICATE_KEY = "seed"

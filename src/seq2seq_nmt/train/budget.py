@@ -16,9 +16,8 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Timer
 from pytorch_lightning.trainer.states import TrainerFn
 
+from seq2seq_nmt.config import UNITS
 from seq2seq_nmt.train.callbacks import callback_of
-
-UNITS = ("tokens", "steps", "epochs", "time")  # the keys of the `budget` config
 
 
 def chosen(budget: DictConfig | dict | None) -> tuple[str, Any] | None:

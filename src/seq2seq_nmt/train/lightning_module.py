@@ -22,7 +22,6 @@ from seq2seq_nmt.model import Seq2Seq
 from seq2seq_nmt.translate.plot import attention_figure
 
 log = logging.getLogger(__name__)
-TEACHER_FORCING_MODES = ("step", "sequence")
 GREEDY = DecodingOptions(strategy="greedy")  # validation and test decode with greedy search
 
 

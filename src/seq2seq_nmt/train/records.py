@@ -17,15 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
-import torch
-
 from seq2seq_nmt import __version__
 from seq2seq_nmt.data.io import atomic_write
 from seq2seq_nmt.rank import rank_zero_only
 from seq2seq_nmt.train.errors import StorageError
 
 RUN_FILE, METRICS_FILE = "run.json", "metrics.json"
+TEST_HYPS, TEST_REFS = "test.hyp.txt", "test.ref.txt"  # the test split's translations, references
 # status values in metrics.json; a run killed outright stays "running" (report: "unfinished")
 RUNNING, COMPLETED, INTERRUPTED, FAILED = "running", "completed", "interrupted", "failed"
 DIVERGED = "diverged"  # stopped by the divergence guard (seq2seq_nmt.train.callbacks)
@@ -113,6 +111,9 @@ def record_provenance(
     run_dir: Path, datamodule: Any, root_dir: Path, ckpt_path: str | None
 ) -> None:
     """Write ``run.json``: what produced this run (code, environment, data, resumed checkpoint)."""
+    import pytorch_lightning as pl  # here: nmt-report reads records without importing Lightning
+    import torch
+
     write_json(
         run_dir / RUN_FILE,
         {

@@ -30,6 +30,8 @@ from seq2seq_nmt.train.records import (
     FULL,
     INTERRUPTED,
     RUNNING,
+    TEST_HYPS,
+    TEST_REFS,
     record_outcome,
     record_provenance,
 )
@@ -37,7 +39,6 @@ from seq2seq_nmt.train.resume import checked_resume
 from seq2seq_nmt.train.signals import Interrupted, SignalCheckpoint, Watch, watching
 
 log = logging.getLogger(__name__)
-TEST_HYPS, TEST_REFS = "test.hyp.txt", "test.ref.txt"
 
 
 class CheckpointNotFoundError(ResumeError, FileNotFoundError):

@@ -15,10 +15,9 @@ import torch
 from omegaconf import OmegaConf
 
 from seq2seq_nmt.checkpoint import CheckpointError
-from seq2seq_nmt.config import BLEU_TOKENIZERS
 from seq2seq_nmt.data.io import CorpusError, atomic_text, text_lines
 from seq2seq_nmt.decoding.options import DecodingOptions, check_batch_size
-from seq2seq_nmt.metrics import corpus_bleu, corpus_chrf
+from seq2seq_nmt.metrics import BLEU_TOKENIZERS, corpus_bleu, corpus_chrf
 from seq2seq_nmt.translate.translator import (
     NO_REPLACE_UNK,
     Translation,
