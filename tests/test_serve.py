@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from helpers import ROOT, make_cfg
+from helpers import ROOT, imported, make_cfg
 from seq2seq_nmt.data.corpus import SAMPLE_PATH
 
 pytest.importorskip("fastapi", reason="nmt-serve needs the .[serve] extra")
@@ -299,3 +299,14 @@ def test_a_seeded_sample_is_batched_alone_and_equals_nmt_translate(served, train
 
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(one, jobs)) == expected
+
+
+def test_serving_and_averaging_start_without_lightning():
+    """nmt-serve (its app and model loading) and nmt-average load torch, not Lightning
+    (docs/performance.md, start-up time)."""
+    code = "import seq2seq_nmt.cli.serve, seq2seq_nmt.serve.app, seq2seq_nmt.tools.average"
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", code], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    modules = imported(out.stderr)
+    assert {"torch", "fastapi"} <= modules and not {"pytorch_lightning", "torchmetrics"} & modules
