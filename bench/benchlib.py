@@ -1,6 +1,8 @@
 """What the bench scripts share: the benchmark's data and model settings, config composition,
-the machine's description, peak-memory measurement and a validation-BLEU clock."""
+the machine's description, peak-memory measurement, a validation-BLEU clock and the command line
+of the scripts timed in interleaved rounds."""
 
+import argparse
 import os
 import platform
 import tempfile
@@ -39,6 +41,17 @@ BENCH_DATA = (
     "teacher_forcing_ratio=0.5",
     "trainer=cpu",
 )
+
+
+def rounds_parser(doc: str, steps: int, rounds: int, steps_help: str) -> argparse.ArgumentParser:
+    """``--steps``, ``--warmup``, ``--rounds`` and Hydra overrides: the command line of a script
+    that times ways of training in interleaved rounds (its description: ``doc``'s first part)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=steps, help=steps_help)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
+    return parser
 
 
 def _key(override: str) -> str:

@@ -13,7 +13,6 @@ top of the benchmark's config (e.g. ``model.bidirectional=true model.bridge=true
 ``trainer.accelerator=gpu`` on a GPU).
 """
 
-import argparse
 import statistics
 import time
 from collections import Counter
@@ -21,26 +20,25 @@ from collections.abc import Callable
 from itertools import islice
 
 import torch
-from benchlib import build_bench, describe_machine, device_of, sync
+from benchlib import build_bench, describe_machine, device_of, rounds_parser, sync
 from torch import nn
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=40, help="timed steps per way and round")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
-    args = parser.parse_args()
+    args = rounds_parser(__doc__, 40, 3, "timed steps per way and round").parse_args()
     overrides = ["teacher_forcing_ratio=1.0", "trainer.precision=32-true", *args.overrides]
     cfg, datamodule, module = build_bench("compile-probe-", *overrides)
     device = device_of(cfg)
     net, criterion = module.net.to(device).train(), module.criterion
     optimizer = module.optimizer_factory(net.parameters())
-    batches = list(islice(datamodule.train_dataloader(), 200))
-    shapes = Counter((tuple(b["src"].shape), tuple(b["tgt_in"].shape)) for b in batches)
+    batches = {}  # the first batch of each (source, target input) shape
+    shapes: Counter = Counter()
+    for b in islice(datamodule.train_dataloader(), 200):
+        shape = (tuple(b["src"].shape), tuple(b["tgt_in"].shape))
+        batches.setdefault(shape, b)
+        shapes[shape] += 1
     (shape, count), = shapes.most_common(1)  # fmt: skip
-    batch = next(b for b in batches if (tuple(b["src"].shape), tuple(b["tgt_in"].shape)) == shape)
+    batch = batches[shape]
     src, src_len, tgt_in, tgt_out = (
         batch[k].to(device) for k in ("src", "src_len", "tgt_in", "tgt_out")
     )

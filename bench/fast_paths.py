@@ -10,11 +10,10 @@ the encoder over a packed sequence), which give the same values and gradients (t
 ``train_bench.py`` (e.g. ``model.bidirectional=true model.bridge=true batch_size=128``).
 """
 
-import argparse
 import copy
 import statistics
 
-from benchlib import build_bench, describe_machine
+from benchlib import build_bench, describe_machine, rounds_parser
 from train_bench import bare_rate
 
 from seq2seq_nmt.model.seq2seq import Seq2Seq
@@ -30,12 +29,7 @@ def use_general_paths(net: Seq2Seq, general: bool) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=60, help="timed batches per row and round")
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides of conf/train.yaml")
-    args = parser.parse_args()
+    args = rounds_parser(__doc__, 60, 8, "timed batches per row and round").parse_args()
     cfg, datamodule, module = build_bench("fast-paths-", *args.overrides)
     init = copy.deepcopy(module.net.state_dict())
     rates: dict[str, list[float]] = {"general": [], "fast": []}
