@@ -35,3 +35,8 @@ def imported(stderr: str) -> set[str]:
     """The modules a ``python -X importtime`` process imported, read from its standard error."""
     lines = (line for line in stderr.splitlines() if line.startswith("import time:"))
     return {line.rsplit("|", 1)[-1].strip() for line in lines}
+
+
+def not_imports(stderr: str) -> list[str]:
+    """The lines of a ``python -X importtime`` process's standard error that ``imported`` skips."""
+    return [line for line in stderr.splitlines() if not line.startswith("import time:")]

@@ -62,14 +62,13 @@ def write(path: Path, lines: list[str]) -> Path:
 
 def test_cli_scores_a_file_against_references_like_sacrebleu(tmp_path, trained_ckpt, pairs):
     """The issue's 'done when' command; references already normalised, as a test split would be.
-    Translation never loads Lightning (a command that starts in a third of the time)."""
+    Translation never loads Lightning (about 3 s less to start: docs/performance.md)."""
     src = write(tmp_path / "test.fr", [fr for fr, _ in pairs])
     ref = write(tmp_path / "test.en", [normalize_tutorial(en) for _, en in pairs])
     out = tmp_path / "hyp.en"
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "translate.py", f"ckpt={trained_ckpt}", f"input={src}",
-         f"reference={ref}",
-         "beam_size=5", f"output={out}"],
+         f"reference={ref}", "beam_size=5", f"output={out}"],
         cwd=ROOT, capture_output=True, text=True, check=True,
     )  # fmt: skip
     hyps = out.read_text().splitlines()
